@@ -1,0 +1,148 @@
+"""The Typer app: `hc serve`, `hc healthcheck`, `hc config`, `hc --version`.
+
+Options are generated from `hc.config.OPTIONS`, the same table the probe's fast path parses, so
+a flag, its env variable, its default and its help text are each written once. Flag values reach
+the config loader as text: one validator, one wording of errors, whatever the source.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from hc import __version__, exits, state
+from hc.config import EVERY, PROBE, SERVE, ConfigError, Option, describe, load, options_for
+from hc.server import ListenError
+
+EXIT_CODES = f"""
+Exit codes: serve {exits.OK} clean stop, {exits.FAILURE} runtime failure, {exits.USAGE} bad
+command line, {exits.CONFIG} bad config. healthcheck {exits.OK} healthy, {exits.FAILURE}
+unhealthy for any reason (never {exits.USAGE}: Docker reserves it).
+"""
+
+app = typer.Typer(
+    name="hc",
+    help="Run a service and health-check it from inside a FROM scratch image." + EXIT_CODES,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_METAVARS = {int: "INTEGER", float: "SECONDS", str: "TEXT", bool: ""}
+
+
+def _help(option: Option) -> str:
+    default = option.default if option.default not in ("", ()) else "none"
+    return f"{option.help} [env: {option.env}; default: {default}]"
+
+
+def _parameter(option: Option) -> inspect.Parameter:
+    info: Any
+    if option.kind is bool:
+        kind: Any = bool | None
+        info = typer.Option(f"{option.flag}/--no-{option.flag[2:]}", help=_help(option),
+                            show_default=False)
+    elif option.repeated:
+        kind = list[str] | None
+        info = typer.Option(option.flag, help=_help(option), show_default=False,
+                            metavar="URL")
+    else:
+        kind = str | None
+        metavar = "|".join(option.choices) if option.choices else _METAVARS[option.kind]
+        info = typer.Option(option.flag, help=_help(option), show_default=False,
+                            metavar=metavar)
+    return inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[kind, info])
+
+
+def _command(command: str, body: Callable[[dict[str, Any]], int]) -> Callable[..., None]:
+    """A Typer command whose parameters are the options of `command`."""
+    def handler(**flags: Any) -> None:
+        code = body({k: v for k, v in flags.items() if v is not None})
+        if code:
+            raise typer.Exit(code)
+
+    parameters = [_parameter(o) for o in options_for(command)]
+    handler.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    handler.__annotations__ = {p.name: p.annotation for p in parameters}
+    return handler
+
+
+def _fail(command: str, message: str, code: int) -> int:
+    sys.stderr.write(f"hc {command}: {message}\n")
+    return code
+
+
+def _serve(flags: dict[str, Any]) -> int:
+    try:
+        settings = load(SERVE, flags)
+    except ConfigError as exc:
+        return _fail("serve", f"config error: {exc}", exits.CONFIG)
+    from hc import service  # imported late: `hc config` and `--help` stay quick
+
+    try:
+        return service.run(settings)
+    except state.StateError as exc:
+        return _fail("serve", f"config error: {exc}", exits.CONFIG)
+    except ListenError as exc:
+        return _fail("serve", str(exc), exits.FAILURE)
+
+
+def _healthcheck(flags: dict[str, Any]) -> int:
+    from hc import probe
+
+    try:
+        settings = load(PROBE, flags)
+    except ConfigError as exc:
+        return _fail("healthcheck", f"config error: {exc}", exits.FAILURE)
+    return probe.run(settings)
+
+
+def _config(flags: dict[str, Any]) -> int:
+    try:
+        settings = load(EVERY, flags)
+    except ConfigError as exc:
+        return _fail("config", f"config error: {exc}", exits.CONFIG)
+    for line in describe(settings):
+        print(line)
+    return exits.OK
+
+
+app.command("serve", help="Run the dependency watcher with /livez /readyz /healthz /metrics."
+            f" Exits {exits.OK} on SIGTERM/SIGINT after draining, {exits.CONFIG} on bad "
+            "config.")(_command(SERVE, _serve))
+app.command("healthcheck", help="Probe the own service's port and state; exit "
+            f"{exits.OK} healthy, {exits.FAILURE} unhealthy (for any reason). For Docker "
+            "HEALTHCHECK and exec probes.")(_command(PROBE, _healthcheck))
+app.command("config", help="Print the effective settings and where each came from "
+            "(secrets redacted).")(_command(EVERY, _config))
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"hc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Run a service and health-check it from inside a FROM scratch image."""
+
+
+def add_healthcheck(target: typer.Typer, name: str = "healthcheck") -> None:
+    """Give another Typer app hc's `healthcheck` command (same options, same exit codes)."""
+    target.command(name, help="Probe this service's port and state; exit 0 healthy, "
+                   "1 unhealthy.")(_command(PROBE, _healthcheck))
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,318 @@
+"""The one settings object for `hc serve` and `hc healthcheck`.
+
+Every option is defined once, in `OPTIONS`: its type, default, help text, environment variable
+and flag all come from that entry, and the CLI, the probe's fast path and `hc config` read it.
+Precedence is defaults < TOML file (`--config` / `HC_CONFIG`) < `HC_*` environment < flags.
+
+Standard library only: the probe imports this module on its fast path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SERVE = "serve"
+PROBE = "healthcheck"
+EVERY = "config"
+"""`hc config` shows every option."""
+BOTH = frozenset({SERVE, PROBE})
+
+MODES = ("live", "ready", "startup")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(ValueError):
+    """A setting with a bad value; the message is one line naming key, value and source."""
+
+    def __init__(self, key: str, value: object, source: str, expected: str) -> None:
+        self.key, self.value, self.source, self.expected = key, value, source, expected
+        super().__init__(f"{key}={value!r} (from {source}): {expected}")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: where it is read from, what it accepts and what `--help` says of it."""
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+    commands: frozenset[str]
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    repeated: bool = False
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return "HC_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, raw: object, source: str) -> Any:
+        """Convert a raw value (a TOML value, an env string or a flag) and check its range."""
+        if self.repeated:
+            items = raw.split() if isinstance(raw, str) else raw
+            if not isinstance(items, list | tuple):
+                raise ConfigError(self.name, raw, source, "expected a list")
+            return tuple(items)
+        value = _convert(self, raw, source)
+        if self.choices and value not in self.choices:
+            raise ConfigError(self.name, raw, source, "expected one of " + ", ".join(self.choices))
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            low, high = self.minimum, self.maximum
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ConfigError(self.name, raw, source, f"expected {_range(self)}")
+        return value
+
+
+def _range(option: Option) -> str:
+    noun = "an integer" if option.kind is int else "a number"
+    if option.minimum is not None and option.maximum is not None:
+        return f"{noun} from {option.minimum:g} to {option.maximum:g}"
+    if option.minimum is not None:
+        return f"{noun} >= {option.minimum:g}"
+    return noun
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _convert(option: Option, raw: object, source: str) -> Any:
+    kind = option.kind
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise ConfigError(option.name, raw, source, "expected true or false")
+    if kind is str:
+        if isinstance(raw, str):
+            return raw
+        raise ConfigError(option.name, raw, source, "expected a string")
+    if isinstance(raw, bool):
+        raise ConfigError(option.name, raw, source, f"expected {_range(option)}")
+    try:
+        if kind is int:
+            if isinstance(raw, float):
+                raise ValueError
+            return int(str(raw).strip(), 10)
+        value = float(str(raw).strip()) if isinstance(raw, str) else float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(option.name, raw, source, f"expected {_range(option)}") from None
+    if not math.isfinite(value):
+        raise ConfigError(option.name, raw, source, f"expected {_range(option)}")
+    return value
+
+
+def _seconds(name: str, default: float, help: str, commands: frozenset[str] = BOTH) -> Option:
+    return Option(name, float, default, help, commands, minimum=0.0)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("config", str, "", "TOML file with settings (keys are the option names).", BOTH),
+    Option("host", str, "0.0.0.0", "Address to listen on; the probe maps 0.0.0.0 to 127.0.0.1 "
+           "and :: to ::1.", BOTH),
+    Option("port", int, 8080, "TCP port of the health/metrics server.", BOTH,
+           minimum=1, maximum=65535),
+    Option("uds", str, "", "Listen on (and probe) this unix socket path instead of host:port.",
+           BOTH),
+    Option("state_dir", str, "", "Directory of the state snapshot read by the probe "
+           "(default /dev/shm/hc-<uid>, else <tmp>/hc-<uid>).", BOTH),
+    _seconds("drain_delay", 1.0, "Seconds between SIGTERM (readiness fails) and closing the "
+             "listener.", frozenset({SERVE})),
+    _seconds("shutdown_timeout", 5.0, "Seconds in-flight requests get to finish after the "
+             "listener closes.", frozenset({SERVE})),
+    Option("check_interval", float, 2.0, "Seconds between runs of each health check.",
+           frozenset({SERVE}), minimum=0.05),
+    Option("check_timeout", float, 1.0, "Seconds a health check may run before it counts as "
+           "failed.", frozenset({SERVE}), minimum=0.01),
+    Option("heartbeat_max_age", float, 10.0, "Seconds a loop may go without a heartbeat "
+           "before it counts as stuck.", frozenset({SERVE}), minimum=0.1),
+    _seconds("loop_lag_warn", 0.25, "Event-loop lag (s) that makes the loop check warn.",
+             frozenset({SERVE})),
+    _seconds("loop_lag_fail", 2.0, "Event-loop lag (s) that makes the loop check fail.",
+             frozenset({SERVE})),
+    Option("rss_warn_mb", int, 0, "Resident memory (MiB) that makes the memory check warn; "
+           "0 turns it off.", frozenset({SERVE}), minimum=0),
+    Option("rss_fail_mb", int, 0, "Resident memory (MiB) that makes the memory check fail; "
+           "0 turns it off.", frozenset({SERVE}), minimum=0),
+    Option("state_interval", float, 2.0, "Seconds between state snapshot writes (also "
+           "written on every change).", frozenset({SERVE}), minimum=0.1, maximum=60.0),
+    Option("log_level", str, "info", "Log level.", frozenset({SERVE}), choices=LOG_LEVELS),
+    Option("access_log", bool, False, "Log HTTP requests (probe paths are never logged).",
+           frozenset({SERVE})),
+    Option("target", str, (), "Dependency to watch: URL[,name=N][,interval=S][,timeout=S]"
+           "[,critical]; repeatable (env: space-separated).", frozenset({SERVE}),
+           repeated=True, secret=True),
+    Option("mode", str, "ready", "Which health to probe: live, ready or startup.",
+           frozenset({PROBE}), choices=MODES),
+    Option("timeout", float, 3.0, "Total seconds the probe may take; it never overruns.",
+           frozenset({PROBE}), minimum=0.1, maximum=60.0),
+    Option("verbose", bool, False, "Print the URL, HTTP status, time, state age and one line "
+           "per check.", frozenset({PROBE})),
+    Option("json", bool, False, "Print the result as application/health+json.",
+           frozenset({PROBE})),
+    Option("url", str, "", "Probe this URL instead of the own service (skips the state "
+           "snapshot).", frozenset({PROBE})),
+)
+
+BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+
+
+def options_for(command: str) -> tuple[Option, ...]:
+    """The options a command accepts, in definition order."""
+    return tuple(o for o in OPTIONS if command == EVERY or command in o.commands)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Effective settings; `sources` says where each value came from. Defaults live in OPTIONS."""
+
+    config: str
+    host: str
+    port: int
+    uds: str
+    state_dir: str
+    drain_delay: float
+    shutdown_timeout: float
+    check_interval: float
+    check_timeout: float
+    heartbeat_max_age: float
+    loop_lag_warn: float
+    loop_lag_fail: float
+    rss_warn_mb: int
+    rss_fail_mb: int
+    state_interval: float
+    log_level: str
+    access_log: bool
+    target: tuple[Any, ...]
+    mode: str
+    timeout: float
+    verbose: bool
+    json: bool
+    url: str
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as plain data with secrets (passwords in target URLs) hidden."""
+        out: dict[str, Any] = {}
+        for option in OPTIONS:
+            value = getattr(self, option.name)
+            if option.secret:
+                value = [redact_url(v) if isinstance(v, str) else _redact_table(v) for v in value]
+            out[option.name] = value
+        return out
+
+
+def _redact_table(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {k: redact_url(v) if k == "url" and isinstance(v, str) else v
+                for k, v in value.items()}
+    return value
+
+
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*):[^/@\s]*@")
+_PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)[^&\s]*", re.IGNORECASE)
+
+
+def redact_url(text: str) -> str:
+    """Hide passwords in `scheme://user:password@host` and `?password=` found in text."""
+    text = _USERINFO.sub(r"\g<head>:***@", text)
+    return _PASSWORD_PARAM.sub(r"\g<head>***", text)
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    source = "--config/HC_CONFIG"
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError("config", path, source, f"cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", path, source, f"invalid TOML: {exc}") from None
+    return data
+
+
+def load(
+    command: str,
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings for `command` from defaults, file, env and flags (in that order).
+
+    `flags` holds only options given on the command line (None values are ignored).
+    Raises ConfigError with a one-line message on the first bad value.
+    """
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {o.name: o.default for o in OPTIONS}
+    sources: dict[str, str] = {}
+    allowed = options_for(command)
+
+    config_path = flags.get("config") or env.get(BY_NAME["config"].env, "")
+    if config_path:
+        file_values = _read_file(config_path)
+        known = {o.name for o in OPTIONS}
+        for key, raw in file_values.items():
+            name = key.replace("-", "_")
+            if name == "targets":
+                name = "target"
+            if name not in known or name == "config":
+                raise ConfigError(key, raw, config_path, "unknown key; see `hc config --help`")
+            _set(values, sources, BY_NAME[name], raw, f"file {config_path}")
+    for option in allowed:
+        if option.env in env:
+            _set(values, sources, option, env[option.env], f"env {option.env}")
+    for name, raw in flags.items():
+        _set(values, sources, BY_NAME[name], raw, f"flag {BY_NAME[name].flag}")
+    settings = Settings(**values, sources=sources)
+    _check_consistency(settings)
+    return settings
+
+
+def _set(values: dict[str, Any], sources: dict[str, str], option: Option, raw: object,
+         source: str) -> None:
+    if option.repeated and source.startswith("flag") and not raw:
+        return  # a repeatable flag given zero times
+    values[option.name] = option.parse(raw, source)
+    sources[option.name] = source
+
+
+def _check_consistency(settings: Settings) -> None:
+    if settings.loop_lag_fail and settings.loop_lag_warn > settings.loop_lag_fail:
+        raise ConfigError("loop_lag_warn", settings.loop_lag_warn,
+                          settings.sources.get("loop_lag_warn", "default"),
+                          "must not exceed loop_lag_fail")
+    if settings.rss_fail_mb and settings.rss_warn_mb > settings.rss_fail_mb:
+        raise ConfigError("rss_warn_mb", settings.rss_warn_mb,
+                          settings.sources.get("rss_warn_mb", "default"),
+                          "must not exceed rss_fail_mb")
+
+
+def probe_address(host: str) -> str:
+    """The address a local probe connects to for a listen address (wildcards to loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(host, host)
+
+
+def describe(settings: Settings) -> Iterable[str]:
+    """Lines `name = value  # source` for `hc config`, secrets redacted."""
+    for name, value in settings.redacted().items():
+        yield f"{name} = {value!r}  # {settings.sources.get(name, 'default')}"
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    """A copy of settings with some fields changed (used by embedders and tests)."""
+    return dataclasses.replace(settings, **changes)
+
