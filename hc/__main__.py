@@ -7,7 +7,15 @@ Only `hc healthcheck --help` takes the slow path, for Typer's help page.
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
+
+from hc import exits
+
+
+def _stop_while_starting(signum: int, frame: FrameType | None) -> None:
+    sys.exit(exits.OK)
 
 
 def main() -> None:
@@ -16,6 +24,11 @@ def main() -> None:
         from hc.probe import main as probe_main
 
         sys.exit(probe_main(argv[1:]))
+    # Importing the service takes most of a second. A SIGTERM then (`docker stop` right after
+    # start) must still end the process with exit 0, not kill it: a bootloader running as PID 1
+    # reports death by a signal as exit 2. `hc serve` installs its own handlers once running.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop_while_starting)
     from hc.cli import run
 
     run()

@@ -88,7 +88,7 @@ def _serve(flags: dict[str, Any]) -> int:
 
     try:
         return service.run(settings)
-    except state.StateError as exc:
+    except (ConfigError, state.StateError) as exc:  # ConfigError: a malformed target
         return _fail("serve", f"config error: {exc}", exits.CONFIG)
     except ListenError as exc:
         return _fail("serve", str(exc), exits.FAILURE)
@@ -145,4 +145,16 @@ def add_healthcheck(target: typer.Typer, name: str = "healthcheck") -> None:
 
 
 def run() -> None:
-    app()
+    """Run the app; a bad command line gets one line on stderr (not Click's usage block)."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # Typer's Click errors: a bad flag, a missing command
+        message = exc.format_message()
+        if "\n" in message:  # the help page, for a bare `hc`
+            sys.stderr.write(message + "\n")
+        else:
+            ctx = getattr(exc, "ctx", None)
+            command = f"hc {ctx.info_name}" if ctx is not None and ctx.parent else "hc"
+            sys.stderr.write(f"{command}: {message.rstrip('.')} (see {command} --help)\n")
+        code = exc.exit_code
+    sys.exit(code)

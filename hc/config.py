@@ -109,7 +109,7 @@ def _convert(option: Option, raw: object, source: str) -> Any:
                 raise ValueError
             return int(str(raw).strip(), 10)
         value = float(str(raw).strip()) if isinstance(raw, str) else float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a huge TOML integer
         raise ConfigError(option.name, raw, source, f"expected {_range(option)}") from None
     if not math.isfinite(value):
         raise ConfigError(option.name, raw, source, f"expected {_range(option)}")
@@ -150,12 +150,32 @@ OPTIONS: tuple[Option, ...] = (
            "0 turns it off.", frozenset({SERVE}), minimum=0),
     Option("state_interval", float, 2.0, "Seconds between state snapshot writes (also "
            "written on every change).", frozenset({SERVE}), minimum=0.1, maximum=60.0),
+    _seconds("sweep_age", 120.0, "Seconds after which bootloader extraction dirs left in the "
+             "temp dir by killed probes are removed (static binary only); 0 turns it off.",
+             frozenset({SERVE})),
     Option("log_level", str, "info", "Log level.", frozenset({SERVE}), choices=LOG_LEVELS),
     Option("access_log", bool, False, "Log HTTP requests (probe paths are never logged).",
            frozenset({SERVE})),
     Option("target", str, (), "Dependency to watch: URL[,name=N][,interval=S][,timeout=S]"
-           "[,critical]; repeatable (env: space-separated).", frozenset({SERVE}),
+           "[,critical][,expect=200-299][,ca_file=PATH][,lag_warn=BYTES][,lag_fail=BYTES]; "
+           "URL is redis://, rediss://, unix://, http://, https:// or tcp://host:port; "
+           "repeatable (env: space-separated).", frozenset({SERVE}),
            repeated=True, secret=True),
+    Option("target_interval", float, 5.0, "Seconds between checks of a target without "
+           "interval=.", frozenset({SERVE}), minimum=0.1),
+    Option("target_timeout", float, 2.0, "Seconds a target check without timeout= may take "
+           "before it fails.", frozenset({SERVE}), minimum=0.01),
+    Option("max_concurrency", int, 32, "Target checks that may run at the same time.",
+           frozenset({SERVE}), minimum=1, maximum=10000),
+    Option("jitter", float, 0.1, "Fraction of its interval by which each target check is "
+           "moved at random, to spread the load.", frozenset({SERVE}), minimum=0.0,
+           maximum=0.5),
+    Option("redis_lag_warn", int, 16 * 2**20, "Replication lag (bytes) at which a Redis "
+           "primary target warns, unless lag_warn= is given; 0 turns it off.",
+           frozenset({SERVE}), minimum=0),
+    Option("redis_lag_fail", int, 0, "Replication lag (bytes) at which a Redis primary "
+           "target fails, unless lag_fail= is given; 0 turns it off.", frozenset({SERVE}),
+           minimum=0),
     Option("mode", str, "ready", "Which health to probe: live, ready or startup.",
            frozenset({PROBE}), choices=MODES),
     Option("timeout", float, 3.0, "Total seconds the probe may take; it never overruns.",
@@ -195,9 +215,16 @@ class Settings:
     rss_warn_mb: int
     rss_fail_mb: int
     state_interval: float
+    sweep_age: float
     log_level: str
     access_log: bool
     target: tuple[Any, ...]
+    target_interval: float
+    target_timeout: float
+    max_concurrency: int
+    jitter: float
+    redis_lag_warn: int
+    redis_lag_fail: int
     mode: str
     timeout: float
     verbose: bool

@@ -29,7 +29,6 @@ log = logging.getLogger("hc.lifecycle")
 
 Task = Callable[[], Coroutine[Any, Any, None]]
 SWEEP_PREFIXES = ("_MEI", "staticx-")
-SWEEP_MIN_AGE = 120.0
 
 
 class RedactingFormatter(logging.Formatter):
@@ -74,8 +73,8 @@ async def serve(settings: Settings, health: Health, app: ASGIApp,
     lag = add_builtin_checks(health, settings)
     background: list[Coroutine[Any, Any, None]] = [
         health.run(), lag.monitor(), publisher.run(), *(t() for t in tasks)]
-    if getattr(sys, "frozen", False):
-        background.append(_sweep_forever())
+    if getattr(sys, "frozen", False) and settings.sweep_age:
+        background.append(_sweep_forever(settings.sweep_age))
     running = [asyncio.create_task(c) for c in background]
     _handle_signals(loop, server, health, settings.drain_delay)
     if os.getpid() == 1:
@@ -157,7 +156,7 @@ def reap_children() -> None:
             return
 
 
-def sweep_extraction_dirs(tmp: str | None = None, min_age: float = SWEEP_MIN_AGE) -> list[str]:
+def sweep_extraction_dirs(min_age: float, tmp: str | None = None) -> list[str]:
     """Remove bootloader extraction dirs (`_MEI*`, `staticx-*`) that no live process uses.
 
     A probe SIGKILLed by Docker's health timeout leaves its dirs behind; a dir counts as in use
@@ -213,7 +212,7 @@ def _pids() -> Iterable[str]:
         raise
 
 
-async def _sweep_forever(period: float = 60.0) -> None:
+async def _sweep_forever(min_age: float) -> None:
     while True:
-        await asyncio.to_thread(sweep_extraction_dirs)
-        await asyncio.sleep(period)
+        await asyncio.to_thread(sweep_extraction_dirs, min_age)
+        await asyncio.sleep(min(60.0, max(1.0, min_age / 2)))

@@ -57,13 +57,18 @@ def _target(settings: Settings) -> tuple[str, str, int, str, str]:
     """(url shown, host, port, unix socket, path) of the endpoint to probe."""
     endpoint = ENDPOINT_OF_MODE[settings.mode]
     if settings.url:
-        parts = urlsplit(settings.url)
+        usage = f"--url {settings.url!r}: expected http://host[:port]/path"
+        try:
+            parts = urlsplit(settings.url)
+            port = parts.port or 80
+        except ValueError:  # a port out of range or a broken IPv6 literal
+            raise ProbeError(usage) from None
         if parts.scheme != "http" or not parts.hostname:
-            raise ProbeError(f"--url {settings.url!r}: expected http://host[:port]/path")
+            raise ProbeError(usage)
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        return settings.url, parts.hostname, parts.port or 80, "", path
+        return settings.url, parts.hostname, port, "", path
     path = f"/{endpoint}?verbose"
     if settings.uds:
         return f"http+unix://{settings.uds}{path}", "localhost", 0, settings.uds, path
@@ -96,6 +101,8 @@ def fetch(settings: Settings, deadline: float, accept: str) -> tuple[int, bytes,
         raise ProbeError(f"{url}: no answer within the timeout") from None
     except OSError as exc:
         raise ProbeError(f"{url}: {exc.strerror or exc}") from None
+    except UnicodeError:  # IDNA refused the host name
+        raise ProbeError(f"{url}: invalid host name {host!r}") from None
     return (*_parse(data, url), url)
 
 
@@ -217,7 +224,7 @@ def render(verdict: Verdict, settings: Settings) -> str:
         body.setdefault("checks", {})
         if verdict.reasons:
             body["output"] = "; ".join(verdict.reasons)
-        return _fit(json.dumps(body, separators=(",", ":")))
+        return _fit_json(body)
     if not settings.verbose:
         return "" if verdict.healthy else _fit("unhealthy: " + "; ".join(verdict.reasons))
     word = "healthy" if verdict.healthy else "unhealthy"
@@ -230,13 +237,28 @@ def render(verdict: Verdict, settings: Settings) -> str:
 
 
 def _fit(text: str) -> str:
-    """Cut to what Docker keeps, saying how much was cut."""
+    """Cut to what Docker keeps (the final newline included), saying how much was cut."""
     data = text.encode()
-    if len(data) <= OUTPUT_LIMIT:
+    if len(data) < OUTPUT_LIMIT:
         return text
-    note = "\n... (output cut to 4096 bytes)"
-    room = OUTPUT_LIMIT - len(note.encode())
+    note = f"\n... (output cut to {OUTPUT_LIMIT} bytes)"
+    room = OUTPUT_LIMIT - 1 - len(note.encode())
     return data[:room].decode("utf-8", "ignore").rsplit("\n", 1)[0] + note
+
+
+def _fit_json(body: dict[str, Any]) -> str:
+    """JSON that Docker keeps whole: a cut document would not parse, so when too long the
+    per-check details go and the output is shortened instead."""
+    text = json.dumps(body, separators=(",", ":"))  # ASCII (ensure_ascii): a char is a byte
+    if len(text) < OUTPUT_LIMIT:
+        return text
+    output = str(body.get("output", ""))
+    slim = {"status": body["status"], "output": output, "checks": {}}
+    text = json.dumps(slim, separators=(",", ":"))
+    if len(text) >= OUTPUT_LIMIT:  # each character cut from the output saves a byte or more
+        slim["output"] = output[:len(output) - (len(text) - OUTPUT_LIMIT) - 5] + " ..."
+        text = json.dumps(slim, separators=(",", ":"))
+    return text
 
 
 # -- command line (fast path: no Typer) ------------------------------------------------------

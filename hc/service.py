@@ -9,17 +9,22 @@ from hc.config import Settings
 from hc.health import Health
 from hc.lifecycle import serve, setup_logging
 from hc.server import HealthApp
+from hc.watcher import Watcher
 
 
-def build(settings: Settings) -> tuple[Health, HealthApp]:
-    """The health kit and HTTP app of `hc serve`, configured from settings."""
+def build(settings: Settings) -> tuple[Health, HealthApp, Watcher]:
+    """The health kit, HTTP app and watcher of `hc serve`, configured from settings.
+
+    Raises ConfigError when a target is malformed.
+    """
     health = Health(interval=settings.check_interval, timeout=settings.check_timeout)
-    return health, HealthApp(health)
+    watcher = Watcher.from_settings(health, settings)
+    return health, HealthApp(health, routes=watcher.routes()), watcher
 
 
 def run(settings: Settings) -> int:
     """Run the service until SIGTERM/SIGINT; returns the process exit code."""
     setup_logging(settings.log_level)
-    health, app = build(settings)
-    code: int = asyncio.run(serve(settings, health, app))
+    health, app, watcher = build(settings)
+    code: int = asyncio.run(serve(settings, health, app, tasks=[watcher.run]))
     return code if code is not None else exits.OK

@@ -28,6 +28,8 @@ def bind(host: str, port: int, uds: str = "") -> socket.socket:
                                    flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    except UnicodeError:  # IDNA refused the host name
+        raise ListenError(f"cannot listen on {host}:{port}: invalid host name") from None
     family, _, _, _, address = infos[0]
     try:
         return socket.create_server(address, family=family, backlog=256,
@@ -48,7 +50,8 @@ def _bind_unix(path: str) -> socket.socket:
         sock.listen(256)
     except OSError as exc:
         sock.close()
-        raise ListenError(f"cannot listen on unix socket {path}: {exc.strerror}") from None
+        reason = exc.strerror or str(exc)  # "AF_UNIX path too long" has no strerror
+        raise ListenError(f"cannot listen on unix socket {path}: {reason}") from None
     return sock
 
 

@@ -1,0 +1,5 @@
+"""PyInstaller entry script: the frozen binary runs exactly what the `hc` console script runs."""
+
+from hc.__main__ import main
+
+main()

@@ -1,0 +1,15 @@
+"""The dependency watcher of `hc serve`: checks Redis, HTTP and TCP targets on a schedule and
+publishes what it sees as health checks, `/metrics` (Prometheus) and `/targets` (JSON).
+
+    watcher = Watcher.from_settings(health, settings)    # registers its checks in `health`
+    app = HealthApp(health, routes=watcher.routes())
+    await serve(settings, health, app, tasks=[watcher.run])
+
+The watcher's own health (liveness: its scheduler loop beats) never depends on the targets;
+readiness needs the first round done and every critical target passing.
+"""
+
+from hc.watcher._targets import Target, parse_targets
+from hc.watcher._watcher import Watcher
+
+__all__ = ["Target", "Watcher", "parse_targets"]

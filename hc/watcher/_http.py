@@ -1,0 +1,70 @@
+"""http:// and https:// targets: GET the URL, compare the status with the expected range."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+
+import httpx
+
+from hc.health import Status
+from hc.watcher._model import Observation, failed
+from hc.watcher._targets import Target
+
+# httpx logs every request at INFO: one line per target per interval would flood the log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class HttpClients:
+    """One AsyncClient per CA setting, shared by the targets that use it, kept between checks
+    so connections are reused. Checks go straight to the target: proxies from the environment
+    are ignored, as the probe ignores them."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def get(self, ca_file: str) -> httpx.AsyncClient:
+        """The client for `ca_file` ("" for the default CAs). Raises OSError or ssl.SSLError
+        when the CA file cannot be read."""
+        client = self._clients.get(ca_file)
+        if client is None:
+            verify: ssl.SSLContext | bool = True
+            if ca_file:
+                verify = ssl.create_default_context(cafile=ca_file)
+            client = httpx.AsyncClient(
+                verify=verify, trust_env=False, follow_redirects=False,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+                headers={"user-agent": "hc-watcher"})
+            self._clients[ca_file] = client
+        return client
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+
+class HttpProber:
+    """GET per check; passes when the status is in the target's `expect` range. The client
+    comes from HttpClients, made before the first check (loading CAs blocks ~100 ms)."""
+
+    def __init__(self, target: Target, client: httpx.AsyncClient) -> None:
+        self.target, self.client = target, client
+
+    async def check(self) -> Observation:
+        low, high = self.target.expect
+        started = time.monotonic()
+        try:  # no timeout of its own: the scheduler ends every check at the target's timeout
+            response = await self.client.get(self.target.url, timeout=None)
+        except httpx.HTTPError as exc:
+            return failed(exc)
+        latency = time.monotonic() - started
+        code = response.status_code
+        span = f"{low}" if low == high else f"{low}-{high}"
+        if low <= code <= high:
+            return Observation(Status.PASS, f"HTTP {code} in {latency * 1000:.1f} ms", latency)
+        return Observation(Status.FAIL, f"HTTP {code}, expected {span}", latency)
+
+    async def close(self) -> None:
+        """The shared clients are closed by their owner."""

@@ -1,0 +1,187 @@
+"""The watcher: targets, probers and scheduler joined to the health kit and the HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+from hc.config import Settings
+from hc.health import CheckFn, Health, Result, Status
+from hc.server import ASGIApp, respond
+from hc.server._app import Receive, Scope, Send
+from hc.watcher._http import HttpClients, HttpProber
+from hc.watcher._metrics import Metrics
+from hc.watcher._model import Observation, Prober, describe
+from hc.watcher._redis import RedisProber
+from hc.watcher._scheduler import Scheduler, TargetState
+from hc.watcher._targets import Target, parse_targets
+from hc.watcher._tcp import TcpProber
+
+log = logging.getLogger("hc.watcher")
+
+CLOSE_TIMEOUT = 2.0
+"""Seconds closing the connections may take at shutdown."""
+FIRST_ROUND = "targets"
+"""The readiness check that fails until every target has been checked once."""
+
+
+class Watcher:
+    """Watches `targets` and reports into `health`.
+
+    Registers, on construction, a readiness check per target (`target:<name>`; a failing
+    critical target fails, a failing non-critical one warns), the check `targets` (fails until
+    the first round is done) and the heartbeat of the scheduler loop. The checks only read what
+    the scheduler found: the kit never probes a target itself. Run `run()` as a task; it closes
+    every connection when cancelled.
+    """
+
+    def __init__(self, health: Health, targets: Sequence[Target], *, max_concurrency: int = 32,
+                 jitter: float = 0.1, heartbeat_max_age: float = 10.0) -> None:
+        self.health = health
+        self.states = [TargetState(t) for t in targets]
+        self._http = HttpClients()
+        probers = [self._prober(t) for t in targets]
+        self.metrics = Metrics(self.states)
+        for state in self.states:
+            health.add(check_name(state.target), _target_check(state), tags=("ready",),
+                       threaded=False, kind=state.target.kind or "target")
+        health.add(FIRST_ROUND, self._first_round, tags=("ready",), threaded=False,
+                   kind="system")
+        beat = health.heartbeat("scheduler", max_age=heartbeat_max_age)
+        self.scheduler = Scheduler(list(zip(self.states, probers, strict=True)),
+                                   max_concurrency=max_concurrency, jitter=jitter,
+                                   on_result=self._on_result, beat=beat.beat)
+        self._first_round_seen = False
+
+    @classmethod
+    def from_settings(cls, health: Health, settings: Settings) -> Watcher:
+        """The watcher of `hc serve`. Raises ConfigError for a malformed target."""
+        return cls(health, parse_targets(settings), max_concurrency=settings.max_concurrency,
+                   jitter=settings.jitter, heartbeat_max_age=settings.heartbeat_max_age)
+
+    def _prober(self, target: Target) -> Prober:
+        if target.error:
+            return _Unusable(target.error)
+        if target.kind == "redis":
+            try:
+                return RedisProber(target)
+            except ValueError as exc:  # redis-py's own URL checks, e.g. ?db=x
+                return _Unusable(describe(exc))
+        if target.kind == "http":
+            try:
+                return HttpProber(target, self._http.get(target.ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                return _Unusable(f"cannot use ca_file {target.ca_file}: {describe(exc)}")
+        return TcpProber(target)
+
+    def routes(self) -> dict[str, ASGIApp]:
+        """`/metrics` (Prometheus text) and `/targets` (JSON), for HealthApp(routes=...)."""
+        return {"/metrics": self.metrics_app, "/targets": self.targets_app}
+
+    async def run(self) -> None:
+        """Check the targets until cancelled, then close their connections."""
+        critical = sum(s.target.critical for s in self.states)
+        log.info("watching %d targets (%d critical)", len(self.states), critical)
+        try:
+            await self.scheduler.run()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Close every connection; one that fails to close, or to a hung server that never
+        reads what is still to be sent, does not keep the others open or the process up."""
+        closing = [prober.close() for _, prober in self.scheduler.jobs]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await asyncio.gather(*closing, self._http.close(), return_exceptions=True)
+
+    async def _on_result(self, state: TargetState, duration: float, lateness: float) -> None:
+        self.metrics.observe(state, duration, lateness)
+        await self.health.run_check(check_name(state.target))
+        if self.scheduler.first_round_done and not self._first_round_seen:
+            self._first_round_seen = True
+            await self.health.run_check(FIRST_ROUND)
+
+    def _first_round(self) -> Result:
+        if self.scheduler.first_round_done:
+            return Result(Status.PASS, observed=len(self.states))
+        done = len(self.states) - self.scheduler.unchecked
+        return Result(Status.FAIL, f"first round of target checks not done ({done} of "
+                      f"{len(self.states)})")
+
+    # -- HTTP --------------------------------------------------------------------------------
+    async def metrics_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await _readable(scope, send):
+            return
+        accept = b",".join(v for k, v in scope.get("headers", []) if k == b"accept")
+        body, content_type = self.metrics.render(accept.decode("latin-1"))
+        await respond(send, 200, body, content_type, scope["method"] == "HEAD")
+
+    async def targets_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await _readable(scope, send):
+            return
+        body = json.dumps({"targets": [as_dict(s) for s in self.states]}, indent=1) + "\n"
+        await respond(send, 200, body.encode(), "application/json", scope["method"] == "HEAD")
+
+
+def check_name(target: Target) -> str:
+    """The health check of a target: `target:<name>`."""
+    return f"target:{target.name}"
+
+
+def _target_check(state: TargetState) -> CheckFn:
+    def check() -> Result:
+        last = state.last
+        if last is None:
+            return Result(Status.WARN, "first check pending")
+        status = last.status
+        if status is Status.FAIL and not state.target.critical:
+            status = Status.WARN
+        latency = None if last.latency is None else round(last.latency, 4)
+        return Result(status, last.output, latency, "s")
+    return check
+
+
+def as_dict(state: TargetState) -> dict[str, Any]:
+    """A target as plain data for /targets: settings and last result, never a password."""
+    target, last = state.target, state.last
+    item: dict[str, Any] = {
+        "name": target.name, "kind": target.kind or None, "url": target.shown,
+        "critical": target.critical, "interval": target.interval, "timeout": target.timeout,
+        "status": last.status.value if last else "pending",
+        "output": last.output if last else "",
+        "latency_seconds": last.latency if last else None,
+        "consecutive_failures": state.consecutive_failures, "failures": state.failures,
+        "checked_at": state.checked_at,
+    }
+    if target.kind == "redis":
+        current = last is not None and last.redis is not None
+        item["redis"] = None if state.redis is None else \
+            {**dataclasses.asdict(state.redis), "current": current}
+    return item
+
+
+async def _readable(scope: Scope, send: Send) -> bool:
+    if scope["method"] in ("GET", "HEAD"):
+        return True
+    await respond(send, 405, b"method not allowed\n", "text/plain; charset=utf-8")
+    return False
+
+
+class _Unusable:
+    """The prober of a target whose URL cannot be checked: it fails, saying why."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    async def check(self) -> Observation:
+        return Observation(Status.FAIL, self.error)
+
+    async def close(self) -> None:
+        """Nothing to close."""

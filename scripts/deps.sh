@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what hc's build and tests need on a fresh Debian machine: system packages (only the
+# missing ones) and the project with its dev extras. Re-runnable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v patchelf >/dev/null || need+=(patchelf)
+dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
+dpkg -s python3-dev >/dev/null 2>&1 || need+=(python3-dev)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "deps: apt-get install ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[dev]'

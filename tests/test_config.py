@@ -1,0 +1,304 @@
+"""Settings: defaults < TOML file < HC_* env < flags, one loader for both commands, and bad
+input met with one line and the documented exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hc import exits
+from hc.config import EVERY, OPTIONS, PROBE, SERVE, ConfigError, Option, load, redact_url
+from tests.conftest import ServeFactory, free_port, run_hc
+
+
+def config_line(output: str, name: str) -> str:
+    """The `hc config` line of one setting."""
+    return next(line for line in output.splitlines() if line.startswith(f"{name} = "))
+
+
+@pytest.fixture
+def toml(tmp_path: Path) -> Path:
+    path = tmp_path / "hc.toml"
+    path.write_text('port = 1111\ndrain-delay = 4.5\nlog_level = "debug"\n')
+    return path
+
+
+# -- precedence, through `hc config` ----------------------------------------------------------
+def test_default_applies_without_file_env_or_flag() -> None:
+    result = run_hc("config")
+
+    assert result.returncode == exits.OK
+    assert config_line(result.stdout, "port") == "port = 8080  # default"
+
+
+def test_file_beats_default(toml: Path) -> None:
+    result = run_hc("config", "--config", str(toml))
+
+    assert config_line(result.stdout, "port") == f"port = 1111  # file {toml}"
+
+
+def test_file_keys_may_use_dashes(toml: Path) -> None:
+    result = run_hc("config", "--config", str(toml))
+
+    assert config_line(result.stdout, "drain_delay") == f"drain_delay = 4.5  # file {toml}"
+
+
+def test_file_named_by_env(toml: Path) -> None:
+    result = run_hc("config", env={"HC_CONFIG": str(toml)})
+
+    assert config_line(result.stdout, "log_level") == f"log_level = 'debug'  # file {toml}"
+
+
+def test_env_beats_file(toml: Path) -> None:
+    result = run_hc("config", "--config", str(toml), env={"HC_PORT": "2222"})
+
+    assert config_line(result.stdout, "port") == "port = 2222  # env HC_PORT"
+
+
+def test_flag_beats_env(toml: Path) -> None:
+    result = run_hc("config", "--config", str(toml), "--port", "3333",
+                    env={"HC_PORT": "2222"})
+
+    assert config_line(result.stdout, "port") == "port = 3333  # flag --port"
+
+
+def test_config_hides_passwords_in_targets() -> None:
+    result = run_hc("config", "--target", "redis://app:hunter2@db:6379/0")
+
+    assert "hunter2" not in result.stdout
+    assert "redis://app:***@db:6379/0" in result.stdout
+
+
+def test_config_lists_every_option() -> None:
+    result = run_hc("config")
+
+    assert [line.split(" = ")[0] for line in result.stdout.splitlines()] == [
+        o.name for o in OPTIONS]
+
+
+# -- precedence, through behaviour -----------------------------------------------------------
+def test_serve_and_probe_read_the_same_file(hc_serve: ServeFactory, tmp_path: Path) -> None:
+    port = free_port()
+    path = tmp_path / "hc.toml"
+    path.write_text(f'host = "127.0.0.1"\nport = {port}\nstate_dir = "{tmp_path / "state"}"\n')
+
+    hc_serve("--config", str(path), address_flags=False, port=port,
+             state_dir=tmp_path / "state")
+    result = run_hc("healthcheck", "--config", str(path))
+
+    assert result.returncode == exits.OK, result.stderr
+
+
+def test_env_port_beats_the_file_for_serve_and_probe(hc_serve: ServeFactory,
+                                                     tmp_path: Path) -> None:
+    port = free_port()
+    path = tmp_path / "hc.toml"
+    path.write_text(f'host = "127.0.0.1"\nport = {free_port()}\n'
+                    f'state_dir = "{tmp_path / "state"}"\n')
+    env = {"HC_CONFIG": str(path), "HC_PORT": str(port)}
+
+    hc_serve(env=env, address_flags=False, port=port, state_dir=tmp_path / "state")
+    result = run_hc("healthcheck", env=env)
+
+    assert result.returncode == exits.OK, result.stderr
+
+
+def test_flag_port_beats_the_env_for_serve(hc_serve: ServeFactory, tmp_path: Path) -> None:
+    port = free_port()
+
+    service = hc_serve("--host", "127.0.0.1", "--port", str(port), "--state-dir",
+                       str(tmp_path / "state"), env={"HC_PORT": str(free_port())},
+                       address_flags=False, port=port, state_dir=tmp_path / "state")
+
+    assert service.get("/livez").status == 200
+
+
+# -- bad input: one line, the documented exit code -------------------------------------------
+BAD_INPUTS = [
+    # (id, arguments, env, exit code, part of the message)
+    ("serve-unknown-flag", ["serve", "--bogus"], {}, exits.USAGE, "No such option: --bogus"),
+    ("probe-unknown-flag", ["healthcheck", "--bogus"], {}, exits.FAILURE,
+     "unrecognized arguments: --bogus"),
+    ("serve-port-out-of-range", ["serve", "--port", "70000"], {}, exits.CONFIG,
+     "port='70000' (from flag --port): expected an integer from 1 to 65535"),
+    ("probe-port-out-of-range", ["healthcheck", "--port", "70000"], {}, exits.FAILURE,
+     "port='70000'"),
+    ("serve-port-not-a-number", ["serve", "--port", "http"], {}, exits.CONFIG, "port='http'"),
+    ("serve-env-port-not-a-number", ["serve"], {"HC_PORT": "x"}, exits.CONFIG,
+     "(from env HC_PORT)"),
+    ("probe-timeout-not-a-number", ["healthcheck", "--timeout", "soon"], {}, exits.FAILURE,
+     "timeout='soon'"),
+    ("probe-timeout-zero", ["healthcheck", "--timeout", "0"], {}, exits.FAILURE,
+     "expected a number from 0.1 to 60"),
+    ("probe-unknown-mode", ["healthcheck", "--mode", "alive"], {}, exits.FAILURE,
+     "expected one of live, ready, startup"),
+    ("serve-unknown-log-level", ["serve", "--log-level", "loud"], {}, exits.CONFIG,
+     "log_level='loud'"),
+    ("serve-lag-warn-above-fail", ["serve", "--loop-lag-warn", "3", "--loop-lag-fail", "2"], {},
+     exits.CONFIG, "must not exceed loop_lag_fail"),
+    ("serve-invalid-toml", ["serve", "--config", "{tmp}/invalid.toml"], {}, exits.CONFIG,
+     "invalid TOML"),
+    ("probe-invalid-toml", ["healthcheck", "--config", "{tmp}/invalid.toml"], {},
+     exits.FAILURE, "invalid TOML"),
+    ("serve-invalid-toml-from-env", ["serve"], {"HC_CONFIG": "{tmp}/invalid.toml"},
+     exits.CONFIG, "invalid TOML"),
+    ("serve-missing-toml", ["serve", "--config", "{tmp}/missing.toml"], {}, exits.CONFIG,
+     "cannot read: No such file or directory"),
+    ("probe-unreadable-toml", ["healthcheck", "--config", "{tmp}"], {}, exits.FAILURE,
+     "cannot read: Is a directory"),
+    ("serve-unknown-toml-key", ["serve", "--config", "{tmp}/unknown.toml"], {}, exits.CONFIG,
+     "colour=1 (from {tmp}/unknown.toml): unknown key"),
+    ("probe-unknown-toml-key", ["healthcheck", "--config", "{tmp}/unknown.toml"], {},
+     exits.FAILURE, "unknown key"),
+    ("serve-huge-toml-number", ["serve", "--config", "{tmp}/huge.toml"], {}, exits.CONFIG,
+     "expected a number >= 0"),
+    ("serve-unwritable-state-dir", ["serve", "--state-dir", "{tmp}/a-file/state"], {},
+     exits.CONFIG, "is not writable: Not a directory"),
+    ("probe-missing-state-file", ["healthcheck", "--port", "{busy}", "--timeout", "0.5",
+                                  "--state-dir", "{tmp}/empty"], {}, exits.FAILURE,
+     "is missing (service not running?)"),
+    ("serve-port-in-use", ["serve", "--host", "127.0.0.1", "--port", "{busy}"], {},
+     exits.FAILURE, "Address already in use"),
+    ("serve-bad-host-name", ["serve", "--host", "a..b"], {}, exits.FAILURE,
+     "invalid host name"),
+    ("probe-bad-host-name", ["healthcheck", "--host", "a..b"], {}, exits.FAILURE,
+     "invalid host name"),
+    ("serve-unix-socket-path-too-long", ["serve", "--uds", "/tmp/" + "s" * 120], {},
+     exits.FAILURE, "path too long"),
+    ("probe-url-not-http", ["healthcheck", "--url", "https://example.com/"], {}, exits.FAILURE,
+     "expected http://host[:port]/path"),
+    ("probe-url-port-out-of-range", ["healthcheck", "--url", "http://127.0.0.1:99999/"], {},
+     exits.FAILURE, "expected http://host[:port]/path"),
+]
+
+
+@pytest.fixture
+def bad_files(tmp_path: Path) -> Path:
+    (tmp_path / "invalid.toml").write_text("port = = 1\n")
+    (tmp_path / "unknown.toml").write_text("colour = 1\n")
+    (tmp_path / "huge.toml").write_text(f"drain_delay = {10 ** 400}\n")
+    (tmp_path / "a-file").write_text("")
+    return tmp_path
+
+
+@pytest.mark.parametrize("case", [case[1:] for case in BAD_INPUTS],
+                         ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_gives_one_line_and_the_documented_exit_code(
+        case: tuple[list[str], dict[str, str], int, str], bad_files: Path,
+        silent_port: int) -> None:
+    arguments, env, code, message = case
+
+    def fill(text: str) -> str:
+        return text.replace("{tmp}", str(bad_files)).replace("{busy}", str(silent_port))
+
+    state = [] if "--state-dir" in arguments else ["--state-dir", str(bad_files / "state")]
+    result = run_hc(*[fill(a) for a in arguments], *state,
+                    env={k: fill(v) for k, v in env.items()})
+
+    assert result.returncode == code, result.stderr
+    assert fill(message) in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n"), result.stderr
+    assert result.stderr.startswith(("hc serve: ", "hc healthcheck: ", "unhealthy: "))
+    assert result.stdout == ""
+
+
+def test_unknown_flag_of_serve_names_the_flag_not_a_usage_block() -> None:
+    result = run_hc("serve", "--bogus")
+
+    assert result.stderr.startswith("hc serve: No such option: --bogus")
+    assert "Usage:" not in result.stderr
+
+
+def test_port_in_use_by_an_ipv6_listener_is_a_runtime_failure(tmp_path: Path) -> None:
+    with socket.create_server(("::1", 0), family=socket.AF_INET6) as busy:
+        port = busy.getsockname()[1]
+        result = run_hc("serve", "--host", "::1", "--port", str(port),
+                        "--state-dir", str(tmp_path))
+
+    assert result.returncode == exits.FAILURE
+    assert result.stderr == f"hc serve: cannot listen on [::1]:{port}: Address already in use\n"
+
+
+# -- the loader, in process ------------------------------------------------------------------
+def test_probe_ignores_env_of_serve_only_options() -> None:
+    settings = load(PROBE, env={"HC_DRAIN_DELAY": "not a number"})
+
+    assert settings.drain_delay == 1.0
+
+
+def test_bool_env_accepts_the_usual_words() -> None:
+    assert load(PROBE, env={"HC_VERBOSE": "yes"}).verbose is True
+    assert load(PROBE, env={"HC_VERBOSE": "off"}).verbose is False
+
+
+def test_repeated_option_from_env_is_space_separated() -> None:
+    settings = load(SERVE, env={"HC_TARGET": "redis://a:6379 tcp://b:5432"})
+
+    assert settings.target == ("redis://a:6379", "tcp://b:5432")
+
+
+def test_error_names_key_value_and_source() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(SERVE, {"port": "0"}, env={})
+
+    assert str(caught.value) == ("port='0' (from flag --port): expected an integer "
+                                 "from 1 to 65535")
+
+
+def test_redact_hides_user_passwords_and_password_parameters() -> None:
+    text = "redis://app:pw1@db:6379 and http://h/x?user=a&password=pw2&b=1"
+
+    assert redact_url(text) == "redis://app:***@db:6379 and http://h/x?user=a&password=***&b=1"
+
+
+RAW = st.one_of(st.text(), st.integers(min_value=-(10 ** 500), max_value=10 ** 500),
+                st.floats(), st.booleans(), st.lists(st.text(), max_size=3),
+                st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+
+
+@settings(deadline=None)  # slow CI machines must not fail on time
+@given(st.sampled_from(OPTIONS), RAW)
+def test_option_parse_raises_only_one_line_config_errors(option: Option, raw: object) -> None:
+    try:
+        value = option.parse(raw, "test")
+    except ConfigError as exc:
+        assert "\n" not in str(exc)
+        return
+    if isinstance(value, float):
+        assert math.isfinite(value)
+
+
+@settings(deadline=None)  # slow CI machines must not fail on time
+@given(st.sampled_from([SERVE, PROBE, EVERY]),
+       st.dictionaries(st.sampled_from([o.env for o in OPTIONS if o.name != "config"]),
+                       st.text(alphabet=st.characters(blacklist_characters="\x00")),
+                       max_size=4))
+def test_load_from_arbitrary_env_raises_only_config_error(command: str,
+                                                          env: dict[str, str]) -> None:
+    with contextlib.suppress(ConfigError):
+        load(command, env=env)
+
+
+@settings(deadline=None)  # slow CI machines must not fail on time
+@given(st.text())
+def test_redact_never_raises(text: str) -> None:
+    assert isinstance(redact_url(text), str)
+
+
+PASSWORD = st.from_regex(r"[A-Za-z0-9%!$&'()*+,;=~._-]{8,20}", fullmatch=True)
+
+
+@settings(deadline=None)  # slow CI machines must not fail on time
+@given(st.sampled_from(["redis", "rediss", "http", "https", "amqp"]),
+       st.from_regex(r"[a-z]{0,8}", fullmatch=True), PASSWORD, st.text(max_size=30))
+def test_redact_hides_any_password_in_a_url(scheme: str, user: str, password: str,
+                                            around: str) -> None:
+    text = f"{around} {scheme}://{user}:{password}@db.internal:1/0 {around}"
+
+    assert f":{password}@" not in redact_url(text)

@@ -1,0 +1,237 @@
+"""The `hc:dev` scratch image under a real Docker engine (scripts/image.sh builds it).
+
+Containers run with `--network none` (the probe inside reaches the container's own loopback) and
+are removed by the fixture, whatever the test's outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hc import exits
+
+IMAGE = os.environ.get("HC_IMAGE", "hc:dev")
+FAST_HEALTH = ["--health-interval", "1s", "--health-timeout", "5s", "--health-retries", "2",
+               "--health-start-period", "0s"]
+
+pytestmark = pytest.mark.docker
+
+
+def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
+                          check=check)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _engine_and_image() -> None:
+    """Without an engine or the image: fail in CI (it must run there), skip elsewhere."""
+    try:
+        ready = docker("image", "inspect", IMAGE, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ready = False
+    if not ready:
+        message = f"no Docker engine or no {IMAGE} image: run scripts/docker-engine.sh and " \
+                  "scripts/image.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+Run = Callable[..., str]
+
+
+@pytest.fixture
+def run_container() -> Iterator[Run]:
+    """Start a detached container of the image; returns its name; removed at teardown."""
+    names: list[str] = []
+
+    def start(*options: str, command: tuple[str, ...] = ()) -> str:
+        name = f"hc-test-{uuid.uuid4().hex[:10]}"
+        names.append(name)
+        docker("run", "-d", "--name", name, "--network", "none", *options, IMAGE, *command)
+        return name
+
+    yield start
+    for name in names:
+        docker("rm", "-f", name, check=False)
+
+
+def health_status(name: str) -> str:
+    return docker("inspect", "-f", "{{.State.Health.Status}}", name).stdout.strip()
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+
+
+def wait_health(name: str, wanted: str, seconds: float = 30) -> None:
+    wait_for(lambda: health_status(name) == wanted, seconds, f"{name} to become {wanted}")
+
+
+def state(name: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads(docker("inspect", "-f", "{{json .State}}",
+                                                name).stdout)
+    return data
+
+
+def processes(name: str) -> list[tuple[int, int, str]]:
+    """(host pid, host ppid, state letter) of every process in the container."""
+    out = docker("top", name, "-eo", "pid,ppid,stat").stdout.splitlines()[1:]
+    return [(int(p), int(pp), st) for p, pp, st in (line.split()[:3] for line in out)]
+
+
+def service_python_pid(name: str) -> int:
+    """The service's Python process: the deepest descendant of the container's init."""
+    init = int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout)
+    children: dict[int, list[int]] = {}
+    for pid, ppid, _ in processes(name):
+        children.setdefault(ppid, []).append(pid)
+    pid = init
+    while children.get(pid):
+        pid = children[pid][0]
+    return pid
+
+
+def test_image_becomes_healthy_in_dockers_own_state(run_container: Run) -> None:
+    name = run_container(*FAST_HEALTH)
+    wait_health(name, "healthy")
+
+
+def test_image_healthcheck_defaults_become_healthy(run_container: Run) -> None:
+    name = run_container()
+    health = json.loads(docker("inspect", "-f", "{{json .Config.Healthcheck}}", name).stdout)
+    assert health["Test"][:2] == ["CMD", "/hc"]
+    wait_health(name, "healthy", seconds=60)
+
+
+def test_stopped_service_turns_unhealthy_and_recovers_on_sigcont(run_container: Run) -> None:
+    name = run_container(*FAST_HEALTH)
+    wait_health(name, "healthy")
+    python = service_python_pid(name)
+    os.kill(python, signal.SIGSTOP)
+    try:
+        wait_health(name, "unhealthy", seconds=30)
+    finally:
+        os.kill(python, signal.SIGCONT)
+    wait_health(name, "healthy", seconds=30)
+    log = state(name)["Health"]["Log"]  # type: ignore[index]
+    assert any(entry["ExitCode"] == exits.FAILURE for entry in log)
+    assert all(entry["ExitCode"] in (exits.OK, exits.FAILURE) for entry in log)
+
+
+def test_exec_verbose_shows_per_check_lines(run_container: Run) -> None:
+    name = run_container(*FAST_HEALTH)
+    wait_health(name, "healthy")
+    out = docker("exec", name, "/hc", "healthcheck", "--verbose").stdout
+    assert "http: 200" in out
+    assert "[+]started ok" in out
+    assert "[+]draining ok" in out
+    assert len(out.encode()) <= 4096
+
+
+@pytest.mark.parametrize("how", [("stop", "-t", "10"), ("kill", "-s", "INT")])
+def test_stop_drains_and_exits_0_within_2s(run_container: Run, how: tuple[str, ...]) -> None:
+    name = run_container(*FAST_HEALTH)
+    wait_health(name, "healthy")
+    started = time.monotonic()
+    docker(*how, name)
+    wait_for(lambda: not state(name)["Running"], 10, f"{name} to stop")
+    elapsed = time.monotonic() - started
+    assert state(name)["ExitCode"] == exits.OK, docker("logs", name).stderr
+    assert elapsed < 2.0 + 0.5, f"stop took {elapsed:.2f}s"
+    assert "Child exited for unknown reason" not in docker("logs", name).stderr
+
+
+def test_bad_config_exits_78_with_one_line_in_logs(run_container: Run) -> None:
+    name = run_container("-e", "HC_PORT=eighty")
+    wait_for(lambda: not state(name)["Running"], 30, f"{name} to exit")
+    assert state(name)["ExitCode"] == exits.CONFIG
+    logs = docker("logs", name)
+    lines = (logs.stdout + logs.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "HC_PORT" in lines[0]
+    assert "Traceback" not in lines[0]
+
+
+def test_read_only_root_with_tmpfs_tmp_is_healthy(run_container: Run) -> None:
+    name = run_container("--read-only", "--tmpfs", "/tmp:exec,mode=1777", *FAST_HEALTH)
+    wait_health(name, "healthy")
+
+
+def test_any_non_root_user_is_healthy(run_container: Run) -> None:
+    name = run_container("--user", "12345:12345", *FAST_HEALTH)
+    wait_health(name, "healthy")
+    uids = {line.split()[0] for line in
+            docker("top", name, "-eo", "uid").stdout.splitlines()[1:]}
+    assert uids == {"12345"}
+
+
+def _container_tmp(name: str) -> list[str]:
+    init = int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout)
+    return sorted(os.listdir(f"/proc/{init}/root/tmp"))
+
+
+def _kill_probes_by_docker(name: str, count: int) -> None:
+    """Let Docker's 1 s health timeout SIGKILL `count` probes stuck on a stopped service."""
+    python = service_python_pid(name)
+    os.kill(python, signal.SIGSTOP)
+    try:
+        wait_for(lambda: sum(1 for e in state(name)["Health"]["Log"]  # type: ignore[index]
+                             if e["ExitCode"] not in (exits.OK, exits.FAILURE)) >= 1,
+                 60, "a probe killed by Docker's timeout")
+        deadline = time.monotonic() + 120
+        killed = 0
+        while killed < count and time.monotonic() < deadline:
+            time.sleep(1)
+            killed = int(docker("inspect", "-f", "{{.State.Health.FailingStreak}}",
+                                name).stdout)
+    finally:
+        os.kill(python, signal.SIGCONT)
+
+
+PROBE_KILLED = ["--health-interval", "1s", "--health-timeout", "1s", "--health-retries", "1000",
+                "-e", "HC_TIMEOUT=20"]
+
+
+def test_service_sweeps_extraction_dirs_left_by_killed_probes(run_container: Run) -> None:
+    name = run_container(*PROBE_KILLED, "-e", "HC_SWEEP_AGE=3")
+    wait_for(lambda: health_status(name) in ("healthy", "unhealthy"), 30, "a first probe")
+    baseline = _container_tmp(name)
+    _kill_probes_by_docker(name, 3)
+    leftover = [d for d in _container_tmp(name) if d not in baseline]
+    wait_for(lambda: not [d for d in _container_tmp(name)
+                          if d not in baseline and d.startswith(("_MEI", "staticx-"))
+                          and d in leftover],
+             30, f"extraction dirs {leftover} to be swept")
+
+
+def _zombies(name: str) -> int:
+    return sum(1 for _, _, st in processes(name) if st.startswith("Z"))
+
+
+@pytest.mark.parametrize("init", [False, True], ids=["no-init", "init"])
+def test_zombies_after_20_probes_killed_by_docker(run_container: Run, init: bool) -> None:
+    name = run_container(*PROBE_KILLED, *(["--init"] if init else []))
+    wait_for(lambda: health_status(name) in ("healthy", "unhealthy", "starting"), 30, "start")
+    _kill_probes_by_docker(name, 20)
+    time.sleep(2)
+    zombies = _zombies(name)
+    report = Path(os.environ.get("HC_ZOMBIE_REPORT", "/tmp/hc-zombies.txt"))
+    with report.open("a") as handle:
+        handle.write(f"{time.strftime('%F %T')} init={init} zombies={zombies}\n")
+    if init:
+        assert zombies == 0

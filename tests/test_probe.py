@@ -1,0 +1,230 @@
+"""`hc healthcheck`: exit 0 only for a healthy service, 1 for anything else, never late."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hc import exits
+from hc.config import PROBE, load
+from hc.probe import MAX_RESPONSE, OUTPUT_LIMIT, ProbeError, Verdict, _parse, render
+from tests.conftest import RawServer, ServeFactory, free_port, run_hc
+
+SLACK = 0.5
+"""The issue's bound: a probe of a silent port ends within its timeout plus this."""
+
+
+def timed_probe(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    result = run_hc("healthcheck", *args)
+    return result, time.monotonic() - started
+
+
+def test_healthy_service_exits_0(hc_serve: ServeFactory) -> None:
+    service = hc_serve()
+
+    result = service.healthcheck()
+
+    assert result.returncode == exits.OK, result.stderr
+    assert result.stdout == result.stderr == ""
+
+
+def test_closed_port_exits_1_without_waiting_for_the_timeout(tmp_path: Path) -> None:
+    result, elapsed = timed_probe("--port", str(free_port()), "--state-dir", str(tmp_path),
+                                  "--timeout", "20")
+
+    assert result.returncode == exits.FAILURE
+    assert "Connection refused" in result.stderr
+    assert elapsed < 10
+
+
+def test_port_that_never_accepts_exits_1_within_the_timeout(silent_port: int,
+                                                             tmp_path: Path) -> None:
+    result, elapsed = timed_probe("--port", str(silent_port), "--state-dir", str(tmp_path),
+                                  "--timeout", "1")
+
+    assert result.returncode == exits.FAILURE
+    assert "no answer within the timeout" in result.stderr
+    assert elapsed < 1 + SLACK
+
+
+def test_stopped_server_exits_1_within_the_timeout(hc_serve: ServeFactory) -> None:
+    service = hc_serve()
+    service.send(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        result = service.healthcheck("--timeout", "1")
+        elapsed = time.monotonic() - started
+    finally:
+        service.send(signal.SIGCONT)
+
+    assert result.returncode == exits.FAILURE
+    assert "no answer within the timeout" in result.stderr
+    assert elapsed < 1 + SLACK
+
+
+@pytest.mark.parametrize("reply", [
+    pytest.param(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", id="500"),
+    pytest.param(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 3\r\n\r\nno\n", id="503"),
+    pytest.param(b"SSH-2.0-OpenSSH_9.6\r\n", id="garbage"),
+    pytest.param(b"", id="empty"),
+    pytest.param(b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * (MAX_RESPONSE + 1), id="oversized"),
+])
+def test_bad_answer_exits_1(raw_server: RawServer, reply: bytes) -> None:
+    port = raw_server(reply)
+
+    result = run_hc("healthcheck", "--url", f"http://127.0.0.1:{port}/readyz")
+
+    assert result.returncode == exits.FAILURE
+    assert result.stderr.startswith("unhealthy: ")
+    assert result.stderr.count("\n") == 1
+
+
+def test_url_answering_200_exits_0(raw_server: RawServer) -> None:
+    port = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+
+    result = run_hc("healthcheck", "--url", f"http://127.0.0.1:{port}/readyz")
+
+    assert result.returncode == exits.OK, result.stderr
+
+
+def test_200_on_the_probed_port_without_a_state_snapshot_exits_1(raw_server: RawServer,
+                                                                tmp_path: Path) -> None:
+    port = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+
+    result = run_hc("healthcheck", "--port", str(port), "--state-dir", str(tmp_path))
+
+    assert result.returncode == exits.FAILURE
+    assert "state snapshot" in result.stderr and "missing" in result.stderr
+
+
+def test_stuck_worker_exits_1_with_the_reason_in_verbose(hc_serve: ServeFactory) -> None:
+    service = hc_serve("--heartbeat-max-age", "0.5", app="worker")
+    assert service.healthcheck().returncode == exits.OK
+
+    service.send(signal.SIGUSR1)  # the worker stops beating
+    service.wait_until(lambda: service.get("/livez").status == 503, "/livez to fail")
+    result = service.healthcheck("--verbose")
+
+    assert result.returncode == exits.FAILURE
+    assert "reason: heartbeat worker last beat" in result.stderr
+    assert "[-]heartbeat:worker failed" in result.stderr
+
+
+@pytest.mark.parametrize("variable", ["http_proxy", "HTTP_PROXY", "https_proxy", "all_proxy",
+                                      "ALL_PROXY"])
+def test_proxy_variables_are_ignored(hc_serve: ServeFactory, variable: str) -> None:
+    service = hc_serve()
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+
+    result = service.healthcheck(env={variable: dead_proxy, "no_proxy": ""})
+
+    assert result.returncode == exits.OK, result.stderr
+
+
+@pytest.mark.parametrize("host", ["::", "::1"])
+def test_ipv6_service_is_probed_over_ipv6(hc_serve: ServeFactory, host: str) -> None:
+    service = hc_serve(host=host)
+
+    result = service.healthcheck("--verbose")
+
+    assert result.returncode == exits.OK, result.stderr
+    assert f"http://[::1]:{service.port}/readyz" in result.stdout
+
+
+def test_unix_socket_service_is_probed_over_the_socket(hc_serve: ServeFactory,
+                                                       tmp_path: Path) -> None:
+    service = hc_serve(uds=str(tmp_path / "hc.sock"))
+
+    result = service.healthcheck("--verbose")
+
+    assert result.returncode == exits.OK, result.stderr
+    assert f"http+unix://{tmp_path / 'hc.sock'}/readyz" in result.stdout
+
+
+def test_verbose_output_fits_docker_with_50_checks(hc_serve: ServeFactory) -> None:
+    service = hc_serve(app="many_checks", wait="/livez", env={"APP_CHECKS": "50"})
+
+    result = service.healthcheck("--verbose")
+
+    assert result.returncode == exits.FAILURE
+    assert "dummy-check-with-a-long-name-003 failed" in result.stderr
+    assert len((result.stdout + result.stderr).encode()) <= OUTPUT_LIMIT
+
+
+def test_json_output_with_50_checks_parses_and_fits_docker(hc_serve: ServeFactory) -> None:
+    service = hc_serve(app="many_checks", wait="/livez", env={"APP_CHECKS": "50"})
+
+    result = service.healthcheck("--json")
+
+    assert result.returncode == exits.FAILURE
+    assert len(result.stdout.encode()) <= OUTPUT_LIMIT
+    assert json.loads(result.stdout)["status"] == "fail"
+
+
+def test_json_output_of_a_healthy_service_has_status_pass(hc_serve: ServeFactory) -> None:
+    service = hc_serve()
+
+    result = service.healthcheck("--json")
+
+    assert result.returncode == exits.OK
+    body = json.loads(result.stdout)
+    assert body["status"] == "pass"
+    assert "started" in body["checks"]
+
+
+HEAVY = ("typer", "click", "httpx", "uvicorn", "asyncio", "hc.health", "hc.server", "hc.cli",
+         "hc.service", "hc.lifecycle", "hc.watcher")
+FAST_PATH = """
+import atexit, sys
+atexit.register(lambda: print("MODULES", *sorted(sys.modules)))
+sys.argv = ["hc", "healthcheck", *sys.argv[1:]]
+from hc.__main__ import main
+main()
+"""
+
+
+def test_probe_imports_nothing_heavy(hc_serve: ServeFactory) -> None:
+    service = hc_serve()
+
+    result = subprocess.run([sys.executable, "-c", FAST_PATH, *service.probe_args()],
+                            env=service.env, capture_output=True, text=True, timeout=20,
+                            check=False)
+
+    assert result.returncode == exits.OK, result.stderr
+    modules = result.stdout.split("MODULES", 1)[1].split()
+    assert "hc.probe" in modules
+    assert [m for m in modules if m in HEAVY or m.startswith(tuple(h + "." for h in HEAVY))] == []
+
+
+@settings(deadline=None)  # slow CI machines must not fail on time
+@given(st.binary(max_size=512))
+def test_response_parser_raises_only_probe_error(data: bytes) -> None:
+    try:
+        status, _ = _parse(data, "http://x/")
+    except ProbeError:
+        return
+    assert 0 <= status <= 999
+
+
+@settings(deadline=None)  # slow CI machines must not fail on time
+@given(st.lists(st.text(max_size=3000), max_size=20), st.booleans())
+def test_rendered_output_always_fits_docker(reasons: list[str], as_json: bool) -> None:
+    settings = load(PROBE, {"json": as_json, "verbose": True}, env={})
+    verdict = Verdict(url="http://127.0.0.1:8080/readyz?verbose")
+    for reason in reasons:
+        verdict.fail(reason)
+
+    output = render(verdict, settings)
+
+    assert len(output.encode()) + 1 <= OUTPUT_LIMIT  # the newline the probe adds
+    if as_json:
+        assert json.loads(output)["status"] == ("fail" if reasons else "pass")

@@ -1,0 +1,106 @@
+"""HTTP and TCP targets: statuses, hanging and refusing servers, TLS verification."""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hc.health import Health, Status
+from hc.watcher import Watcher
+from tests.conftest import free_port
+from tests.watcher_fixtures import output, status, until, watch
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+ERROR = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+FAST = {"jitter": 0, "check_interval": 0.1}
+
+
+def run(targets: list[str]) -> Watcher:
+    """Watch `targets` until each was checked once; the watcher, for its results."""
+    seen: list[Watcher] = []
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        seen.append(watcher)
+        await until(lambda: all(s.last is not None for s in watcher.states), "every check")
+
+    watch(targets, scenario, **FAST)
+    return seen[0]
+
+
+def test_an_http_target_passes_on_2xx_and_fails_on_500(
+        raw_server: Callable[[bytes], int]) -> None:
+    good, bad = raw_server(OK), raw_server(ERROR)
+    watcher = run([f"http://127.0.0.1:{good}/healthz,name=good",
+                   f"http://127.0.0.1:{bad}/,name=bad",
+                   f"http://127.0.0.1:{bad}/,name=expected,expect=500"])
+    assert status(watcher, "good") is Status.PASS
+    assert output(watcher, "good").startswith("HTTP 200 in ")
+    assert (status(watcher, "bad"), output(watcher, "bad")) == \
+        (Status.FAIL, "HTTP 500, expected 200-299")
+    assert status(watcher, "expected") is Status.PASS
+
+
+def test_a_hanging_http_target_fails_after_its_timeout(silent_port: int) -> None:
+    watcher = run([f"http://127.0.0.1:{silent_port}/,name=hang,timeout=0.3"])
+    assert (status(watcher, "hang"), output(watcher, "hang")) == \
+        (Status.FAIL, "no answer within 0.3s")
+
+
+def test_refused_http_and_tcp_targets_fail_as_refused() -> None:
+    port = free_port()
+    watcher = run([f"http://127.0.0.1:{port}/,name=web", f"tcp://127.0.0.1:{port},name=raw"])
+    assert output(watcher, "web") == output(watcher, "raw") == "connection refused"
+
+
+def test_a_tcp_target_that_accepts_passes_with_its_connect_time(silent_port: int) -> None:
+    watcher = run([f"tcp://127.0.0.1:{silent_port},name=db"])
+    assert status(watcher, "db") is Status.PASS
+    last = watcher.states[0].last
+    assert last is not None and last.latency is not None and last.latency < 1
+
+
+@pytest.fixture
+def https_port(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate: (port, certificate)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_verifies_certificates_unless_given_the_ca(https_port: tuple[int, Path]) -> None:
+    port, cert = https_port
+    watcher = run([f"https://127.0.0.1:{port}/,name=default",
+                   f"https://127.0.0.1:{port}/,name=own-ca,ca_file={cert}",
+                   f"https://127.0.0.1:{port}/,name=no-ca,ca_file={cert}.missing"])
+    assert status(watcher, "default") is Status.FAIL
+    assert output(watcher, "default").startswith("TLS certificate not trusted")
+    assert status(watcher, "own-ca") is Status.PASS, output(watcher, "own-ca")
+    assert output(watcher, "no-ca") == f"cannot use ca_file {cert}.missing: no such file"

@@ -1,0 +1,188 @@
+"""Redis targets against real redis-server processes: roles, replication, failover, idle
+connections and bad credentials. The watcher runs in-process; the servers are subprocesses."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from hc.health import Health, Status
+from hc.watcher import Watcher
+from tests.conftest import free_port
+from tests.watcher_fixtures import (
+    RedisFactory,
+    RedisServer,
+    metric,
+    output,
+    state,
+    status,
+    until,
+    wait_for,
+    watch,
+)
+
+PASSWORD = "pw-Redis-7d1f"  # noqa: S105 (the test servers' password)
+FAST = {"jitter": 0, "check_interval": 0.1}
+
+
+def replicate(redis_server: RedisFactory) -> tuple[RedisServer, RedisServer]:
+    """A primary and a replica linked to it, both with PASSWORD."""
+    primary = redis_server("--repl-diskless-sync-delay", "0", password=PASSWORD)
+    replica = redis_server("--replicaof", "127.0.0.1", str(primary.port), password=PASSWORD)
+    wait_for(lambda: replica.info("replication")["master_link_status"] == "up", "the link")
+    return primary, replica
+
+
+def pair_targets(primary: RedisServer, replica: RedisServer, extra: str = "") -> list[str]:
+    return [f"{primary.url},name=primary,interval=0.2{extra}",
+            f"{replica.url},name=replica,interval=0.2"]
+
+
+def test_a_primary_and_a_replica_publish_role_link_and_lag(redis_server: RedisFactory) -> None:
+    primary, replica = replicate(redis_server)
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: metric(watcher, "hc_redis_connected_replicas", target="primary")
+                    == 1 and status(watcher, "replica") is Status.PASS, "both checked")
+        assert metric(watcher, "hc_redis_role", target="primary", role="primary") == 1
+        assert metric(watcher, "hc_redis_role", target="primary", role="replica") == 0
+        assert metric(watcher, "hc_redis_role", target="replica", role="replica") == 1
+        assert metric(watcher, "hc_redis_primary_link_up", target="replica") == 1
+        assert metric(watcher, "hc_redis_replication_lag_bytes", target="primary") is not None
+        assert metric(watcher, "hc_redis_role_changes_total", target="replica") == 0
+        assert metric(watcher, "hc_target_up", target="primary", kind="redis") == 1
+        assert "primary, 1 replica(s), lag" in output(watcher, "primary")
+
+    watch(pair_targets(primary, replica), scenario, **FAST)
+
+
+def test_a_replica_whose_primary_stops_fails_with_its_link_down(
+        redis_server: RedisFactory) -> None:
+    primary, replica = replicate(redis_server)
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "replica") is Status.PASS, "the replica passing")
+        primary.stop()
+        await until(lambda: status(watcher, "replica") is Status.FAIL, "the replica failing")
+        assert "link to primary down" in output(watcher, "replica")
+        assert metric(watcher, "hc_redis_primary_link_up", target="replica") == 0
+        await until(lambda: status(watcher, "primary") is Status.FAIL, "the primary failing")
+        assert output(watcher, "primary") == "connection refused"
+        assert metric(watcher, "hc_target_up", target="primary", kind="redis") == 0
+
+    watch(pair_targets(primary, replica), scenario, **FAST)
+
+
+def test_a_replica_promoted_by_replicaof_no_one_is_a_counted_role_change(
+        redis_server: RedisFactory, caplog: pytest.LogCaptureFixture) -> None:
+    primary, replica = replicate(redis_server)
+    caplog.set_level(logging.WARNING, "hc.watcher")
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "replica") is Status.PASS, "the replica passing")
+        replica.command("REPLICAOF", "NO", "ONE")
+        await until(lambda: metric(watcher, "hc_redis_role", target="replica",
+                                   role="primary") == 1, "the new role")
+        assert metric(watcher, "hc_redis_role_changes_total", target="replica") == 1
+        assert metric(watcher, "hc_redis_role_changes_total", target="primary") == 0
+
+    watch(pair_targets(primary, replica), scenario, **FAST)
+    assert "target replica: role changed from replica to primary" in caplog.text
+
+
+def test_replication_lag_past_the_thresholds_warns_then_fails(
+        redis_server: RedisFactory) -> None:
+    primary, replica = replicate(redis_server)
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "primary") is Status.PASS
+                    and metric(watcher, "hc_redis_replication_lag_bytes", target="primary")
+                    == 0, "the primary passing with no lag")
+        replica.pause()  # it stops acknowledging offsets: the lag grows by what is written
+        primary.command("SET", "a", b"x" * 100_000)
+        await until(lambda: status(watcher, "primary") is Status.WARN, "a lag warning")
+        assert "warn at 50000" in output(watcher, "primary")
+        lag = metric(watcher, "hc_redis_replication_lag_bytes", target="primary")
+        assert lag is not None and lag >= 100_000
+        primary.command("SET", "b", b"x" * 1_000_000)
+        await until(lambda: status(watcher, "primary") is Status.FAIL, "a lag failure")
+        assert "fail at 1000000" in output(watcher, "primary")
+        replica.resume()
+        await until(lambda: status(watcher, "primary") is Status.PASS, "the lag gone")
+
+    watch(pair_targets(primary, replica, ",lag_warn=50000,lag_fail=1000000"), scenario,
+          **FAST)
+
+
+def test_a_connection_idle_past_the_server_timeout_keeps_working(
+        redis_server: RedisFactory) -> None:
+    server = redis_server("--timeout", "2")
+    before = int(server.info("stats")["total_connections_received"])
+
+    def checks(watcher: Watcher) -> float:
+        return metric(watcher, "hc_target_check_seconds_count", target="idle",
+                      kind="redis") or 0
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: checks(watcher) >= 4, "four checks 5 s apart", timeout=30)
+        assert state(watcher, "idle").failures == 0
+
+    watch([f"{server.url},name=idle,interval=5"], scenario, **FAST)
+    opened = int(server.info("stats")["total_connections_received"]) - before - 1
+    assert opened >= 3  # the server closed the idle connection each time; it was reopened
+
+
+def test_a_wrong_password_is_a_clear_per_target_error(redis_server: RedisFactory) -> None:
+    server = redis_server(password=PASSWORD)
+    url = f"redis://:wrong-{PASSWORD}@127.0.0.1:{server.port}"
+    bare = f"redis://127.0.0.1:{server.port}"
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "wrong") and status(watcher, "none"), "checks")
+        assert output(watcher, "wrong").startswith("authentication failed: invalid")
+        assert output(watcher, "none").startswith("authentication required")
+
+    watch([f"{url},name=wrong", f"{bare},name=none"], scenario, **FAST)
+
+
+def test_redis_down_at_start_fails_then_passes_once_it_is_up(
+        redis_server: RedisFactory) -> None:
+    port = free_port()
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "late") is Status.FAIL, "a failure")
+        assert output(watcher, "late") == "connection refused"
+        redis_server(port=port)
+        await until(lambda: status(watcher, "late") is Status.PASS, "the target passing")
+
+    watch([f"redis://127.0.0.1:{port},name=late,interval=0.2"], scenario, **FAST)
+
+
+def test_a_hanging_redis_fails_after_its_timeout_and_recovers(
+        redis_server: RedisFactory) -> None:
+    server = redis_server()
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "hung") is Status.PASS, "a first pass")
+        server.pause()
+        await until(lambda: status(watcher, "hung") is Status.FAIL, "a failure")
+        assert output(watcher, "hung") == "no answer within 0.3s"
+        server.resume()
+        await until(lambda: status(watcher, "hung") is Status.PASS, "the target passing")
+
+    watch([f"{server.url},name=hung,interval=0.2,timeout=0.3"], scenario, **FAST)
+
+
+def test_a_unix_socket_target_with_a_password_passes(redis_server: RedisFactory,
+                                                     tmp_path: Path) -> None:
+    socket_path = tmp_path / "redis.sock"
+    redis_server("--unixsocket", str(socket_path), "--unixsocketperm", "700",
+                 password=PASSWORD)
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "sock") is not None, "a check")
+        assert status(watcher, "sock") is Status.PASS, output(watcher, "sock")
+
+    watch([f"unix://:{PASSWORD}@{socket_path},name=sock"], scenario, **FAST)

@@ -1,0 +1,134 @@
+"""Targets: specs and tables become Targets; malformed ones are config errors, bad URLs are
+per-target errors; passwords never show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hc.config import SERVE, ConfigError, load
+from hc.watcher import Target, parse_targets
+
+
+def targets(*specs: Any, **env: str) -> list[Target]:
+    return parse_targets(load(SERVE, {"target": list(specs)}, env=env))
+
+
+def only(spec: str) -> Target:
+    (target,) = targets(spec)
+    return target
+
+
+def test_a_spec_sets_every_field() -> None:
+    target = only("http://127.0.0.1:8000/healthz,name=api,interval=3,timeout=0.5,critical,"
+                  "expect=200-204,ca_file=/etc/ca.pem")
+    assert (target.name, target.kind, target.interval, target.timeout, target.critical,
+            target.expect, target.ca_file, target.error) == \
+        ("api", "http", 3.0, 0.5, True, (200, 204), "/etc/ca.pem", "")
+
+
+def test_defaults_come_from_the_settings() -> None:
+    target = only("redis://127.0.0.1:6379")
+    assert (target.interval, target.timeout, target.critical, target.lag_warn,
+            target.lag_fail) == (5.0, 2.0, False, 16 * 2**20, 0)
+    (tuned,) = parse_targets(load(SERVE, {"target": ["tcp://h:1"], "target_interval": "7",
+                                          "target_timeout": "1", "redis_lag_fail": "9"},
+                                  env={}))
+    assert (tuned.interval, tuned.timeout, tuned.lag_fail) == (7.0, 1.0, 9)
+
+
+@pytest.mark.parametrize(("url", "kind", "name"), [
+    ("redis://127.0.0.1:6379/2", "redis", "redis-127.0.0.1-6379-2"),
+    ("rediss://cache.example:6380", "redis", "rediss-cache.example-6380"),
+    ("unix:///run/redis/redis.sock?db=1", "redis", "unix-redis.sock"),
+    ("https://api.example/v1/health", "http", "https-api.example-v1-health"),
+    ("tcp://[::1]:5432", "tcp", "tcp-::1-5432"),
+])
+def test_the_scheme_picks_the_kind_and_the_url_a_readable_name(url: str, kind: str,
+                                                               name: str) -> None:
+    target = only(url)
+    assert (target.kind, target.name, target.error) == (kind, name, "")
+
+
+def test_a_toml_table_has_the_same_keys_as_a_spec(tmp_path: Path) -> None:
+    config = tmp_path / "hc.toml"
+    config.write_text('[[targets]]\nurl = "redis://127.0.0.1:6379"\nname = "cache"\n'
+                      'critical = true\ninterval = 1\nlag_warn = 10\nexpect = 204\n')
+    (target,) = parse_targets(load(SERVE, {"config": str(config)}, env={}))
+    assert (target.name, target.critical, target.interval, target.lag_warn, target.expect) == \
+        ("cache", True, 1.0, 10, (204, 204))
+
+
+def test_env_holds_space_separated_specs() -> None:
+    found = targets(HC_TARGET="tcp://127.0.0.1:1,name=a tcp://127.0.0.1:2,name=b")
+    assert [t.name for t in found] == ["a", "b"]
+
+
+@pytest.mark.parametrize(("url", "error"), [
+    ("foo://bar:1", "unsupported scheme 'foo'"),
+    ("localhost:6379", "not a URL"),
+    ("tcp://127.0.0.1:99999", "bad port '99999'"),
+    ("tcp://127.0.0.1:abc", "bad port 'abc'"),
+    ("tcp://127.0.0.1:0", "bad port '0'"),
+    ("tcp://127.0.0.1", "tcp:// needs a port"),
+    ("http://:8080/", "http:// needs a host"),
+    ("redis://127.0.0.1:6379/x", "bad database '/x'"),
+    ("unix://", "unix:// needs a socket path"),
+])
+def test_an_unusable_url_is_a_per_target_error(url: str, error: str) -> None:
+    target = only(url)
+    assert error in target.error
+
+
+@pytest.mark.parametrize("entry", [
+    "tcp://h:1,interval=soon",
+    "tcp://h:1,interval=0",
+    "tcp://h:1,colour=blue",
+    "tcp://h:1,expect=700",
+    "tcp://h:1,lag_warn=-1",
+    "tcp://h:1,critical=maybe",
+    "tcp://h:1,oops",
+    "tcp://h:1,name=two words",
+    "",
+    {"name": "no-url"},
+    {"url": 5},
+    {"url": "tcp://h:1", "interval": True},
+    7,
+])
+def test_a_malformed_entry_is_a_config_error(entry: Any) -> None:
+    with pytest.raises(ConfigError):
+        targets(entry)
+
+
+def test_two_targets_may_not_share_a_name() -> None:
+    with pytest.raises(ConfigError, match="distinct name"):
+        targets("tcp://127.0.0.1:1", "tcp://127.0.0.1:1")
+
+
+@pytest.mark.parametrize("url", [
+    "redis://:hunter2-pw@127.0.0.1:6379/0",
+    "redis://default:hunter2-pw@127.0.0.1:6379",
+    "http://user:hunter2-pw@127.0.0.1/x",
+    "unix://:hunter2-pw@/run/redis.sock",
+    "redis://127.0.0.1:6379?password=hunter2-pw",
+    "redis://:hunter2%2Dpw@127.0.0.1:6379",
+])
+def test_passwords_are_hidden_in_what_a_target_shows(url: str) -> None:
+    target = only(url)
+    message = f"cannot log in to {url} with hunter2-pw"
+    assert "hunter2" not in target.shown + target.name + repr(target) + target.scrub(message)
+
+
+def test_a_malformed_entry_does_not_quote_its_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        targets("redis://:hunter2-pw@127.0.0.1:6379,colour=blue")
+    with pytest.raises(ConfigError) as caught_too:
+        targets({"name": "x", "password": "hunter2-pw", "urn": "redis://:hunter2-pw@h:1"})
+    with pytest.raises(ConfigError) as caught_three:
+        targets("redis://127.0.0.1:6379,password=hunter2-pw")
+    with pytest.raises(ConfigError) as caught_four:
+        targets("redis://:hun,ter2-pw@127.0.0.1:6379")
+    shown = [str(c.value) for c in (caught, caught_too, caught_three, caught_four)]
+    assert not [s for s in shown if "hunter2" in s or "ter2" in s]
