@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from hc import __version__, exits, state
 from hc.config import EVERY, PROBE, SERVE, ConfigError, Option, describe, load, options_for
@@ -24,6 +25,9 @@ command line, {exits.CONFIG} bad config. healthcheck {exits.OK} healthy, {exits.
 unhealthy for any reason (never {exits.USAGE}: Docker reserves it).
 """
 
+PROBE_HELP = (f"Probe the own service's port and state; exit {exits.OK} healthy, {exits.FAILURE} "
+              "unhealthy (for any reason). For Docker HEALTHCHECK and exec probes.")
+
 app = typer.Typer(
     name="hc",
     help="Run a service and health-check it from inside a FROM scratch image." + EXIT_CODES,
@@ -34,7 +38,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_METAVARS = {int: "INTEGER", float: "SECONDS", str: "TEXT", bool: ""}
+_METAVARS = {int: "INTEGER", float: "NUMBER", str: "TEXT", bool: ""}
 
 
 def _help(option: Option) -> str:
@@ -114,12 +118,28 @@ def _config(flags: dict[str, Any]) -> int:
     return exits.OK
 
 
+class ProbeCommand(TyperCommand):
+    """`healthcheck` through Typer: bad usage exits 1 like the fast path, never 2."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except typer.TyperException as exc:
+            if getattr(exc, "exit_code", None) != exits.USAGE:
+                raise
+            _fail("healthcheck", exc.format_message(), exits.FAILURE)
+            raise typer.Exit(exits.FAILURE) from None
+
+
+def add_healthcheck(target: typer.Typer, name: str = "healthcheck") -> None:
+    """Give another Typer app hc's `healthcheck` command (same options, same exit codes)."""
+    target.command(name, cls=ProbeCommand, help=PROBE_HELP)(_command(PROBE, _healthcheck))
+
+
 app.command("serve", help="Run the dependency watcher with /livez /readyz /healthz /metrics."
             f" Exits {exits.OK} on SIGTERM/SIGINT after draining, {exits.CONFIG} on bad "
             "config.")(_command(SERVE, _serve))
-app.command("healthcheck", help="Probe the own service's port and state; exit "
-            f"{exits.OK} healthy, {exits.FAILURE} unhealthy (for any reason). For Docker "
-            "HEALTHCHECK and exec probes.")(_command(PROBE, _healthcheck))
+add_healthcheck(app)
 app.command("config", help="Print the effective settings and where each came from "
             "(secrets redacted).")(_command(EVERY, _config))
 
@@ -136,12 +156,6 @@ def _root(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Run a service and health-check it from inside a FROM scratch image."""
-
-
-def add_healthcheck(target: typer.Typer, name: str = "healthcheck") -> None:
-    """Give another Typer app hc's `healthcheck` command (same options, same exit codes)."""
-    target.command(name, help="Probe this service's port and state; exit 0 healthy, "
-                   "1 unhealthy.")(_command(PROBE, _healthcheck))
 
 
 def run() -> None:

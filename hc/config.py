@@ -251,7 +251,7 @@ def _redact_table(value: object) -> object:
 
 
 _USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*):[^/@\s]*@")
-_PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)[^&\s]*", re.IGNORECASE)
+_PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)[^&\s)\]'\"]*", re.IGNORECASE)
 
 
 def redact_url(text: str) -> str:

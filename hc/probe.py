@@ -197,6 +197,8 @@ def probe(settings: Settings) -> Verdict:
             judge_state(state.read(path), settings.mode, verdict)
         except state.StateError as exc:
             verdict.fail(str(exc))
+        except (AttributeError, TypeError, ValueError):  # JSON, but not a snapshot's shapes
+            verdict.fail(f"state snapshot {path} has an unknown format")
     verdict.elapsed = time.monotonic() - started
     return verdict
 

@@ -13,6 +13,7 @@ scripts/deps.sh
 step "lint and types"
 ruff check hc tests scripts examples
 mypy
+scripts/lint-dockerfile.sh
 
 step "docker engine"
 scripts/docker-engine.sh

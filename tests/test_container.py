@@ -175,8 +175,8 @@ def test_read_only_root_with_tmpfs_tmp_is_healthy(run_container: Run) -> None:
 def test_any_non_root_user_is_healthy(run_container: Run) -> None:
     name = run_container("--user", "12345:12345", *FAST_HEALTH)
     wait_health(name, "healthy")
-    uids = {line.split()[0] for line in
-            docker("top", name, "-eo", "uid").stdout.splitlines()[1:]}
+    uids = {line.split()[1] for line in
+            docker("top", name, "-eo", "pid,uid").stdout.splitlines()[1:]}
     assert uids == {"12345"}
 
 
@@ -209,7 +209,7 @@ PROBE_KILLED = ["--health-interval", "1s", "--health-timeout", "1s", "--health-r
 
 def test_service_sweeps_extraction_dirs_left_by_killed_probes(run_container: Run) -> None:
     name = run_container(*PROBE_KILLED, "-e", "HC_SWEEP_AGE=3")
-    wait_for(lambda: health_status(name) in ("healthy", "unhealthy"), 30, "a first probe")
+    wait_health(name, "healthy")
     baseline = _container_tmp(name)
     _kill_probes_by_docker(name, 3)
     leftover = [d for d in _container_tmp(name) if d not in baseline]
@@ -219,14 +219,46 @@ def test_service_sweeps_extraction_dirs_left_by_killed_probes(run_container: Run
              30, f"extraction dirs {leftover} to be swept")
 
 
+def test_probe_ends_itself_before_dockers_timeout(run_container: Run) -> None:
+    """With the image's own timings (probe 3 s < Docker 5 s), a hung service makes probes fail
+    with exit 1 from the probe itself: none is killed, so no zombie, no leftover dirs."""
+    name = run_container("--health-interval", "1s", "--health-retries", "2")
+    wait_health(name, "healthy", seconds=60)
+    baseline = _container_tmp(name)
+    python = service_python_pid(name)
+    os.kill(python, signal.SIGSTOP)
+    try:
+        wait_for(lambda: int(docker("inspect", "-f", "{{.State.Health.FailingStreak}}",
+                                    name).stdout) >= 4, 60, "four failed probes")
+    finally:
+        os.kill(python, signal.SIGCONT)
+    codes = [e["ExitCode"] for e in state(name)["Health"]["Log"]]  # type: ignore[index]
+    assert set(codes) <= {exits.OK, exits.FAILURE}, codes
+    assert _zombies(name) == 0
+    # Probes keep running every second; between two of them /tmp is back to what it was.
+    wait_for(lambda: _container_tmp(name) == baseline, 15, "/tmp without probe leftovers")
+
+
 def _zombies(name: str) -> int:
-    return sum(1 for _, _, st in processes(name) if st.startswith("Z"))
+    """Zombies in the container's PID namespace (`docker top` does not list them)."""
+    init = int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout)
+    namespace = os.readlink(f"/proc/{init}/ns/pid")
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/pid") != namespace:
+                continue
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        count += stat.rsplit(")", 1)[1].split()[0] == "Z"
+    return count
 
 
 @pytest.mark.parametrize("init", [False, True], ids=["no-init", "init"])
 def test_zombies_after_20_probes_killed_by_docker(run_container: Run, init: bool) -> None:
     name = run_container(*PROBE_KILLED, *(["--init"] if init else []))
-    wait_for(lambda: health_status(name) in ("healthy", "unhealthy", "starting"), 30, "start")
+    wait_health(name, "healthy")
     _kill_probes_by_docker(name, 20)
     time.sleep(2)
     zombies = _zombies(name)

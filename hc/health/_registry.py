@@ -186,8 +186,11 @@ class Health:
             raise
         except Exception as exc:
             # The message may hold secrets (a DSN, a token): log it, show only the type.
-            log.warning("check %s raised %s: %s", check.name, type(exc).__name__, exc)
-            return Result(Status.FAIL, f"raised {type(exc).__name__}")
+            output = f"raised {type(exc).__name__}"
+            # Once per streak, not on every run: a broken dependency must not flood the log.
+            level = logging.DEBUG if check.result.output == output else logging.WARNING
+            log.log(level, "check %s raised %s: %s", check.name, type(exc).__name__, exc)
+            return Result(Status.FAIL, output)
 
     def _store(self, check: _Check, result: Result) -> None:
         changed = check.time is None or result.status is not check.result.status
