@@ -73,6 +73,16 @@ def test_missing_flag_value_gives_one_line() -> None:
     assert "'--port' requires an argument" in result.stderr
 
 
+def test_typer_healthcheck_bad_usage_exits_1_never_2() -> None:
+    result = subprocess.run([sys.executable, "-c", TYPER_HEALTHCHECK, "healthcheck", "--bogus"],
+                            env=clean_env(), capture_output=True, text=True, timeout=30,
+                            check=False)
+
+    assert result.returncode == exits.FAILURE
+    assert result.stderr.count("\n") == 1
+    assert "--bogus" in result.stderr
+
+
 def test_typer_healthcheck_of_a_healthy_service_exits_0(hc_serve: ServeFactory) -> None:
     service = hc_serve()
 
