@@ -6,6 +6,7 @@ are removed by the fixture, whatever the test's outcome.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from hc import exits
+from tests.conftest import free_port
 
 IMAGE = os.environ.get("HC_IMAGE", "hc:dev")
 FAST_HEALTH = ["--health-interval", "1s", "--health-timeout", "5s", "--health-retries", "2",
@@ -88,22 +90,21 @@ def state(name: str) -> dict[str, object]:
     return data
 
 
-def processes(name: str) -> list[tuple[int, int, str]]:
-    """(host pid, host ppid, state letter) of every process in the container."""
-    out = docker("top", name, "-eo", "pid,ppid,stat").stdout.splitlines()[1:]
-    return [(int(p), int(pp), st) for p, pp, st in (line.split()[:3] for line in out)]
+def init_pid(name: str) -> int:
+    """The host PID of the container's PID 1 (the staticx bootloader)."""
+    return int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout)
+
+
+def leaf_pid(pid: int) -> int:
+    """The deepest first descendant of `pid`: the Python process under both bootloaders."""
+    while children := Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        pid = int(children[0])
+    return pid
 
 
 def service_python_pid(name: str) -> int:
-    """The service's Python process: the deepest descendant of the container's init."""
-    init = int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout)
-    children: dict[int, list[int]] = {}
-    for pid, ppid, _ in processes(name):
-        children.setdefault(ppid, []).append(pid)
-    pid = init
-    while children.get(pid):
-        pid = children[pid][0]
-    return pid
+    """The service's Python process, seen from the host."""
+    return leaf_pid(init_pid(name))
 
 
 def test_image_becomes_healthy_in_dockers_own_state(run_container: Run) -> None:
@@ -181,8 +182,7 @@ def test_any_non_root_user_is_healthy(run_container: Run) -> None:
 
 
 def _container_tmp(name: str) -> list[str]:
-    init = int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout)
-    return sorted(os.listdir(f"/proc/{init}/root/tmp"))
+    return sorted(os.listdir(f"/proc/{init_pid(name)}/root/tmp"))
 
 
 def _kill_probes_by_docker(name: str, count: int) -> None:
@@ -241,8 +241,7 @@ def test_probe_ends_itself_before_dockers_timeout(run_container: Run) -> None:
 
 def _zombies(name: str) -> int:
     """Zombies in the container's PID namespace (`docker top` does not list them)."""
-    init = int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout)
-    namespace = os.readlink(f"/proc/{init}/ns/pid")
+    namespace = os.readlink(f"/proc/{init_pid(name)}/ns/pid")
     count = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -267,3 +266,44 @@ def test_zombies_after_20_probes_killed_by_docker(run_container: Run, init: bool
         handle.write(f"{time.strftime('%F %T')} init={init} zombies={zombies}\n")
     if init:
         assert zombies == 0
+
+
+def _swarm_tasks(service: str) -> list[tuple[str, str, str]]:
+    """(task id, desired state, current state) of a Swarm service's tasks, newest first."""
+    out = docker("service", "ps", service, "--no-trunc",
+                 "--format", "{{.ID}}|{{.DesiredState}}|{{.CurrentState}}").stdout
+    return [tuple(line.split("|")[:3]) for line in out.splitlines()]  # type: ignore[misc]
+
+
+def _swarm_container(service: str) -> str:
+    out = docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}").stdout
+    return out.split()[0] if out.split() else ""
+
+
+def test_swarm_replaces_a_task_whose_healthcheck_fails() -> None:
+    if docker("info", "-f", "{{.Swarm.LocalNodeState}}").stdout.strip() != "inactive":
+        pytest.skip("this engine is already part of a swarm; not touching it")
+    docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377")
+    service = f"hc-test-{uuid.uuid4().hex[:10]}"
+    stopped = 0
+    try:
+        port = free_port()
+        docker("service", "create", "--detach", "--name", service, "--network", "host",
+               "--env", f"HC_PORT={port}", "--health-interval", "1s", "--health-retries", "2",
+               "--health-timeout", "5s", IMAGE)
+        wait_for(lambda: bool(_swarm_container(service)), 60, "the first task's container")
+        first = _swarm_container(service)
+        wait_health(first, "healthy")
+        first_task = _swarm_tasks(service)[0][0]
+        stopped = service_python_pid(first)
+        os.kill(stopped, signal.SIGSTOP)
+        wait_for(lambda: any(t[0] != first_task and t[2].startswith("Running")
+                             for t in _swarm_tasks(service)), 90, "a replacement task")
+        wait_for(lambda: _swarm_container(service) not in ("", first), 30, "its container")
+        wait_health(_swarm_container(service), "healthy")
+    finally:
+        if stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stopped, signal.SIGCONT)
+        docker("service", "rm", service, check=False)
+        docker("swarm", "leave", "--force", check=False)
