@@ -9,7 +9,6 @@ Standard library only: the probe imports this module on its fast path.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import re
@@ -337,9 +336,3 @@ def describe(settings: Settings) -> Iterable[str]:
     """Lines `name = value  # source` for `hc config`, secrets redacted."""
     for name, value in settings.redacted().items():
         yield f"{name} = {value!r}  # {settings.sources.get(name, 'default')}"
-
-
-def replace(settings: Settings, **changes: Any) -> Settings:
-    """A copy of settings with some fields changed (used by embedders and tests)."""
-    return dataclasses.replace(settings, **changes)
-

@@ -95,9 +95,20 @@ async def serve(settings: Settings, health: Health, app: ASGIApp,
     return exits.OK
 
 
+SAME_SIGNAL_WINDOW = 0.5
+"""Seconds within which a repeat of a signal counts as the same request: a terminal's Ctrl-C
+(or a group kill) reaches Python directly *and* forwarded by each bootloader above it."""
+
+
 def _handle_signals(loop: asyncio.AbstractEventLoop, server: Server, health: Health,
                     drain_delay: float) -> None:
+    last: dict[int, float] = {}
+
     def on_signal(signum: int) -> None:
+        now = time.monotonic()
+        if now - last.get(signum, -SAME_SIGNAL_WINDOW) < SAME_SIGNAL_WINDOW:
+            return
+        last[signum] = now
         name = signal.Signals(signum).name
         if not health.draining:
             log.info("%s: draining for %gs, then closing the listener", name, drain_delay)

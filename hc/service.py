@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from hc import exits
 from hc.config import Settings
 from hc.health import Health
 from hc.lifecycle import serve, setup_logging
@@ -26,5 +25,4 @@ def run(settings: Settings) -> int:
     """Run the service until SIGTERM/SIGINT; returns the process exit code."""
     setup_logging(settings.log_level)
     health, app, watcher = build(settings)
-    code: int = asyncio.run(serve(settings, health, app, tasks=[watcher.run]))
-    return code if code is not None else exits.OK
+    return asyncio.run(serve(settings, health, app, tasks=[watcher.run]))

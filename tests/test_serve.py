@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from hc import exits
+from hc.lifecycle import SAME_SIGNAL_WINDOW
 from tests.conftest import ServeFactory, run_hc
 
 DEFAULT_DRAIN_BOUND = 2.0
@@ -88,11 +89,25 @@ def test_second_signal_skips_the_drain(hc_serve: ServeFactory) -> None:
     service = hc_serve("--drain-delay", "60")
     service.send(signal.SIGTERM)
     service.wait_until(lambda: service.get("/readyz").status == 503, "/readyz to fail")
+    time.sleep(SAME_SIGNAL_WINDOW)
 
     service.send(signal.SIGTERM)
 
     assert service.wait(timeout=15) == exits.OK
     assert "skipping the rest of the drain" in service.log()
+
+
+def test_a_signal_repeated_at_once_by_the_bootloaders_still_drains(
+        hc_serve: ServeFactory) -> None:
+    service = hc_serve("--drain-delay", "1.5")
+    for _ in range(3):  # Ctrl-C in a terminal: direct, and forwarded by both bootloaders
+        service.send(signal.SIGINT)
+
+    time.sleep(0.5)
+    assert service.get("/readyz").status == 503
+    assert service.get("/livez").status == 200
+    assert service.wait(timeout=15) == exits.OK
+    assert "skipping the rest of the drain" not in service.log()
 
 
 def test_listener_closes_after_the_drain(hc_serve: ServeFactory) -> None:
