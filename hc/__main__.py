@@ -7,14 +7,16 @@ Only `hc healthcheck --help` takes the slow path, for Typer's help page.
 
 from __future__ import annotations
 
-import signal
 import sys
-from types import FrameType
+from typing import TYPE_CHECKING
 
-from hc import exits
+if TYPE_CHECKING:
+    from types import FrameType
 
 
 def _stop_while_starting(signum: int, frame: FrameType | None) -> None:
+    from hc import exits
+
     sys.exit(exits.OK)
 
 
@@ -27,6 +29,8 @@ def main() -> None:
     # Importing the service takes most of a second. A SIGTERM then (`docker stop` right after
     # start) must still end the process with exit 0, not kill it: a bootloader running as PID 1
     # reports death by a signal as exit 2. `hc serve` installs its own handlers once running.
+    import signal
+
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop_while_starting)
     from hc.cli import run

@@ -266,23 +266,25 @@ def _fit_json(body: dict[str, Any]) -> str:
 # -- command line (fast path: no Typer) ------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        _die(message)
+        _die(self.prog, message)
 
 
-def _die(message: str) -> NoReturn:
-    sys.stderr.write(f"hc healthcheck: {message}\n")
+def _die(prog: str, message: str) -> NoReturn:
+    sys.stderr.write(f"{prog}: {message}\n")
     sys.exit(exits.FAILURE)
 
 
-def parse_flags(argv: list[str]) -> dict[str, Any]:
-    """Flags given on the command line, from the same option table Typer's help is built from."""
-    parser = _Parser(prog="hc healthcheck", add_help=False, allow_abbrev=False)
-    for option in options_for(PROBE):
+def parse_flags(argv: list[str], command: str = PROBE) -> dict[str, Any]:
+    """Flags of `command` given on the command line, from the option table Typer's help is
+    built from, without Typer (bad usage: one line, exit 1)."""
+    parser = _Parser(prog=f"hc {command}", add_help=False, allow_abbrev=False)
+    for option in options_for(command):
         if option.kind is bool:
             parser.add_argument(option.flag, dest=option.name,
                                 action=argparse.BooleanOptionalAction, default=None)
         else:
-            parser.add_argument(option.flag, dest=option.name, default=None)
+            action = "append" if option.repeated else "store"
+            parser.add_argument(option.flag, dest=option.name, action=action, default=None)
     return {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
 
 
@@ -314,6 +316,6 @@ def main(argv: list[str]) -> int:
     try:
         settings = load(PROBE, parse_flags(argv))
     except ConfigError as exc:
-        _die(f"config error: {exc}")
+        _die(f"hc {PROBE}", f"config error: {exc}")
     return run(settings)
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from hc.health import JSON_TYPE, Health, Result, Status
+from hc.health import JSON_TYPE, PENDING, Health, Pending, Result, Status
 from hc.server import HealthApp
 from tests.conftest import Response
 
@@ -367,6 +367,21 @@ def test_readiness_fails_until_the_first_round_is_done() -> None:
 
     assert response.status == 503
     assert "[-]started failed: first round of checks not done" in response.text
+
+
+def test_a_pending_check_holds_readiness_until_it_reports() -> None:
+    answer: list[Result | Pending] = [PENDING]
+    health = kit(a=passing, slow=lambda: answer[0])
+
+    waiting = run(served(health, "/readyz?verbose"))
+    answer[0] = Result(Status.PASS)
+    ready = run(served(health, "/readyz?verbose"))
+
+    assert waiting.status == 503
+    assert "[-]started failed: first round of checks not done" in waiting.text
+    assert "[+]slow ok (pending)" in waiting.text
+    assert run(served(health, "/livez")).status == 200
+    assert ready.status == 200
 
 
 def test_draining_fails_readiness_but_not_liveness() -> None:

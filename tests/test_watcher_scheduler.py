@@ -62,7 +62,7 @@ def test_readiness_waits_for_the_first_round(silent_port: int) -> None:
         report = health.report("readyz")
         assert report.status is Status.FAIL  # the hanging target has no result yet
         lines = {line.name: line.result for line in report.lines}
-        assert lines["targets"].output.startswith("first round of target checks not done")
+        assert lines["started"].output.startswith("first round of checks not done")
         await until(lambda: health.report("readyz").status is Status.WARN, "readiness")
         kit.cancel()
 

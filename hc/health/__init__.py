@@ -15,13 +15,14 @@ Checks run in the background (`await health.run()`); `health.report("readyz")` r
 """
 
 from hc.health._builtin import LoopLag, MemoryLimit, rss_bytes
-from hc.health._model import TAGS, Line, Report, Result, Status
+from hc.health._model import PENDING, TAGS, Line, Pending, Report, Result, Status
 from hc.health._registry import ENDPOINTS, CheckFn, Health, Heartbeat
 from hc.health._render import JSON_TYPE, as_dict, as_json, line_text, text
 
 __all__ = [
     "ENDPOINTS",
     "JSON_TYPE",
+    "PENDING",
     "TAGS",
     "CheckFn",
     "Health",
@@ -29,6 +30,7 @@ __all__ = [
     "Line",
     "LoopLag",
     "MemoryLimit",
+    "Pending",
     "Report",
     "Result",
     "Status",

@@ -23,6 +23,15 @@ class Status(enum.Enum):
         return max(statuses, key=order.index, default=Status.PASS)
 
 
+class Pending(enum.Enum):
+    """Returned by a check with nothing to report yet (e.g. its first probe still runs): the
+    check stays pending, and readiness and startup wait for it (the `started` line)."""
+
+    PENDING = "pending"
+
+
+PENDING = Pending.PENDING
+
 TAGS = ("live", "ready", "startup")
 """A check tagged `live` feeds /livez, `ready` feeds /readyz, `startup` feeds /startupz."""
 

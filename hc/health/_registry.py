@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from hc.health._model import TAGS, Line, Report, Result, Status
+from hc.health._model import TAGS, Line, Pending, Report, Result, Status
 
-CheckReturn: TypeAlias = Result | Status | bool | None
+CheckReturn: TypeAlias = Result | Status | bool | Pending | None
 CheckFn: TypeAlias = Callable[[], CheckReturn | Awaitable[CheckReturn]]
 
 log = logging.getLogger("hc.health")
@@ -68,7 +68,10 @@ class _Check:
     busy_since: float = 0.0
 
 
-def _as_result(value: object) -> Result:
+def _as_result(value: object) -> Result | None:
+    """The Result a check's return value means; None while the check is pending."""
+    if isinstance(value, Pending):
+        return None
     if isinstance(value, Result):
         return value
     if isinstance(value, Status):
@@ -159,17 +162,21 @@ class Health:
             await asyncio.sleep(check.interval)
 
     async def run_check(self, name: str) -> Result:
-        """Run one check now, bounded by its timeout, and cache its result."""
+        """Run one check now, bounded by its timeout, and cache its result (a pending check
+        keeps none: it returns the placeholder)."""
         check = self._checks[name]
         started = time.monotonic()
+        result: Result | None
         if check.busy is not None and not check.busy.done():
             result = Result(Status.FAIL, f"still running after {started - check.busy_since:.1f}s")
         else:
             result = await self._invoke(check)
+        if result is None:
+            return check.result
         self._store(check, result)
         return result
 
-    async def _invoke(self, check: _Check) -> Result:
+    async def _invoke(self, check: _Check) -> Result | None:
         try:
             if check.threaded:
                 check.busy = _in_thread(check.fn, check.name)

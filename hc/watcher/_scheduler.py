@@ -50,21 +50,16 @@ OnResult = Callable[[TargetState, float, float], Awaitable[None]]
 
 
 class Scheduler:
-    """Runs the probers of `jobs` until cancelled; `first_round_done` once each has a result."""
+    """Runs the probers of `jobs` until cancelled."""
 
     def __init__(self, jobs: Sequence[tuple[TargetState, Prober]], *, max_concurrency: int,
                  jitter: float, on_result: OnResult, beat: Callable[[], None]) -> None:
         self.jobs = list(jobs)
         self.jitter = jitter
-        self.unchecked = len(self.jobs)
         self._on_result, self._beat = on_result, beat
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._random = random.Random()  # noqa: S311 (spreads load; nothing secret)
-
-    @property
-    def first_round_done(self) -> bool:
-        return self.unchecked == 0
 
     async def run(self) -> None:
         now = time.monotonic()
@@ -118,8 +113,6 @@ class Scheduler:
         target = state.target
         observation = dataclasses.replace(observation, output=target.scrub(observation.output))
         previous = state.last
-        if previous is None:
-            self.unchecked -= 1
         state.last, state.checked_at = observation, time.time()
         failing = observation.status is Status.FAIL
         state.consecutive_failures = state.consecutive_failures + 1 if failing else 0

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hc.config import Settings
-from hc.health import CheckFn, Health, Result, Status
+from hc.health import PENDING, CheckFn, Health, Pending, Result, Status
 from hc.server import ASGIApp, respond
 from hc.server._app import Receive, Scope, Send
 from hc.watcher._http import HttpClients, HttpProber
@@ -27,18 +27,16 @@ log = logging.getLogger("hc.watcher")
 
 CLOSE_TIMEOUT = 2.0
 """Seconds closing the connections may take at shutdown."""
-FIRST_ROUND = "targets"
-"""The readiness check that fails until every target has been checked once."""
 
 
 class Watcher:
     """Watches `targets` and reports into `health`.
 
-    Registers, on construction, a readiness check per target (`target:<name>`; a failing
-    critical target fails, a failing non-critical one warns), the check `targets` (fails until
-    the first round is done) and the heartbeat of the scheduler loop. The checks only read what
-    the scheduler found: the kit never probes a target itself. Run `run()` as a task; it closes
-    every connection when cancelled.
+    Registers, on construction, a readiness check per target (`target:<name>`; pending until
+    its first result, so readiness waits for the first round; a failing critical target fails,
+    a failing non-critical one warns) and the heartbeat of the scheduler loop. The checks only
+    read what the scheduler found: the kit never probes a target itself. Run `run()` as a task;
+    it closes every connection when cancelled.
     """
 
     def __init__(self, health: Health, targets: Sequence[Target], *, max_concurrency: int = 32,
@@ -51,13 +49,10 @@ class Watcher:
         for state in self.states:
             health.add(check_name(state.target), _target_check(state), tags=("ready",),
                        threaded=False, kind=state.target.kind or "target")
-        health.add(FIRST_ROUND, self._first_round, tags=("ready",), threaded=False,
-                   kind="system")
         beat = health.heartbeat("scheduler", max_age=heartbeat_max_age)
         self.scheduler = Scheduler(list(zip(self.states, probers, strict=True)),
                                    max_concurrency=max_concurrency, jitter=jitter,
                                    on_result=self._on_result, beat=beat.beat)
-        self._first_round_seen = False
 
     @classmethod
     def from_settings(cls, health: Health, settings: Settings) -> Watcher:
@@ -104,16 +99,6 @@ class Watcher:
     async def _on_result(self, state: TargetState, duration: float, lateness: float) -> None:
         self.metrics.observe(state, duration, lateness)
         await self.health.run_check(check_name(state.target))
-        if self.scheduler.first_round_done and not self._first_round_seen:
-            self._first_round_seen = True
-            await self.health.run_check(FIRST_ROUND)
-
-    def _first_round(self) -> Result:
-        if self.scheduler.first_round_done:
-            return Result(Status.PASS, observed=len(self.states))
-        done = len(self.states) - self.scheduler.unchecked
-        return Result(Status.FAIL, f"first round of target checks not done ({done} of "
-                      f"{len(self.states)})")
 
     # -- HTTP --------------------------------------------------------------------------------
     async def metrics_app(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -136,10 +121,10 @@ def check_name(target: Target) -> str:
 
 
 def _target_check(state: TargetState) -> CheckFn:
-    def check() -> Result:
+    def check() -> Result | Pending:
         last = state.last
         if last is None:
-            return Result(Status.WARN, "first check pending")
+            return PENDING
         status = last.status
         if status is Status.FAIL and not state.target.critical:
             status = Status.WARN

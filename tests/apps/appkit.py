@@ -6,31 +6,23 @@ A test app is a real service built on the kit, started by the `hc_serve(app=...)
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 
-from hc import exits
-from hc.config import SERVE, Settings, load, options_for
+from hc.config import SERVE, Settings, load
 from hc.health import Health
 from hc.lifecycle import Task, serve, setup_logging
+from hc.probe import parse_flags
 from hc.server import HealthApp
 
 
 def settings(argv: list[str] | None = None) -> Settings:
     """`hc serve`'s settings from the command line and the HC_* environment."""
-    parser = argparse.ArgumentParser(allow_abbrev=False)
-    for option in options_for(SERVE):
-        if option.kind is bool:
-            parser.add_argument(option.flag, dest=option.name,
-                                action=argparse.BooleanOptionalAction)
-        else:
-            parser.add_argument(option.flag, dest=option.name)
-    return load(SERVE, vars(parser.parse_args(argv)))
+    return load(SERVE, parse_flags(sys.argv[1:] if argv is None else argv, SERVE))
 
 
 def run(health: Health, config: Settings, tasks: tuple[Task, ...] = ()) -> None:
     """Serve `health` with hc's endpoints and lifecycle; exits with the lifecycle's code."""
     setup_logging(config.log_level)
     code = asyncio.run(serve(config, health, HealthApp(health), tasks))
-    sys.exit(code if code is not None else exits.OK)
+    sys.exit(code)
