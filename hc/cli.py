@@ -17,7 +17,6 @@ from typer.core import TyperCommand
 
 from hc import __version__, exits, state
 from hc.config import EVERY, PROBE, SERVE, ConfigError, Option, describe, load, options_for
-from hc.server import ListenError
 
 EXIT_CODES = f"""
 Exit codes: serve {exits.OK} clean stop, {exits.FAILURE} runtime failure, {exits.USAGE} bad
@@ -88,7 +87,9 @@ def _serve(flags: dict[str, Any]) -> int:
         settings = load(SERVE, flags)
     except ConfigError as exc:
         return _fail("serve", f"config error: {exc}", exits.CONFIG)
-    from hc import service  # imported late: `hc config` and `--help` stay quick
+    # Imported here, not at the top: `hc config`, `--version` and `--help` need none of uvicorn.
+    from hc import service
+    from hc.server import ListenError
 
     try:
         return service.run(settings)

@@ -4,18 +4,20 @@ Every option is defined once, in `OPTIONS`: its type, default, help text, enviro
 and flag all come from that entry, and the CLI, the probe's fast path and `hc config` read it.
 Precedence is defaults < TOML file (`--config` / `HC_CONFIG`) < `HC_*` environment < flags.
 
-Standard library only: the probe imports this module on its fast path.
+The probe imports this module on every run, so it imports only what that path needs (`os`,
+`math`); what only `hc serve` or a config file needs is imported where it is used.
+tests/test_probe.py guards the probe's import set.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
-import tomllib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself costs the probe ~2 ms; mypy reads the block below
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any
 
 SERVE = "serve"
 PROBE = "healthcheck"
@@ -35,20 +37,31 @@ class ConfigError(ValueError):
         super().__init__(f"{key}={value!r} (from {source}): {expected}")
 
 
-@dataclass(frozen=True)
-class Option:
-    """One setting: where it is read from, what it accepts and what `--help` says of it."""
+class UsageError(ValueError):
+    """A malformed command line (unknown flag, missing value); the message is one line."""
 
-    name: str
-    kind: type
-    default: Any
-    help: str
-    commands: frozenset[str]
-    choices: tuple[str, ...] = ()
-    minimum: float | None = None
-    maximum: float | None = None
-    repeated: bool = False
-    secret: bool = False
+
+class Option:
+    """One setting: where it is read from, what it accepts and what `--help` says of it.
+
+    A plain class rather than a dataclass: the probe imports this module on every run, and
+    `dataclasses` (with `inspect`) would cost it several milliseconds.
+    """
+
+    __slots__ = ("choices", "commands", "default", "help", "kind", "maximum", "minimum", "name",
+                 "repeated", "secret")
+
+    def __init__(self, name: str, kind: type, default: Any, help: str,
+                 commands: frozenset[str], *, choices: tuple[str, ...] = (),
+                 minimum: float | None = None, maximum: float | None = None,
+                 repeated: bool = False, secret: bool = False) -> None:
+        self.name, self.kind, self.default, self.help = name, kind, default, help
+        self.commands, self.choices = commands, choices
+        self.minimum, self.maximum = minimum, maximum
+        self.repeated, self.secret = repeated, secret
+
+    def __repr__(self) -> str:
+        return f"Option({self.name!r})"
 
     @property
     def env(self) -> str:
@@ -149,9 +162,9 @@ OPTIONS: tuple[Option, ...] = (
            "0 turns it off.", frozenset({SERVE}), minimum=0),
     Option("state_interval", float, 2.0, "Seconds between state snapshot writes (also "
            "written on every change).", frozenset({SERVE}), minimum=0.1, maximum=60.0),
-    _seconds("sweep_age", 120.0, "Seconds after which bootloader extraction dirs left in the "
-             "temp dir by killed probes are removed (static binary only); 0 turns it off.",
-             frozenset({SERVE})),
+    _seconds("sweep_age", 120.0, "Seconds after which the single-file binary's dirs in the temp "
+             "dir that no process uses are removed: left by a run killed while unpacking, or "
+             "of another build (static binary only); 0 turns it off.", frozenset({SERVE})),
     Option("log_level", str, "info", "Log level.", frozenset({SERVE}), choices=LOG_LEVELS),
     Option("access_log", bool, False, "Log HTTP requests (probe paths are never logged).",
            frozenset({SERVE})),
@@ -195,9 +208,9 @@ def options_for(command: str) -> tuple[Option, ...]:
     return tuple(o for o in OPTIONS if command == EVERY or command in o.commands)
 
 
-@dataclass(frozen=True, kw_only=True)
 class Settings:
-    """Effective settings; `sources` says where each value came from. Defaults live in OPTIONS."""
+    """Effective settings: one attribute per option (defaults live in OPTIONS), read-only, and
+    `sources` saying where each value came from (file, env, flag; absent for a default)."""
 
     config: str
     host: str
@@ -229,7 +242,18 @@ class Settings:
     verbose: bool
     json: bool
     url: str
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    sources: Mapping[str, str]
+
+    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "sources", dict(sources))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"settings are read-only: {name}")
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{o.name}={getattr(self, o.name)!r}' for o in OPTIONS)})"
 
     def redacted(self) -> dict[str, Any]:
         """Settings as plain data with secrets (passwords in target URLs) hidden."""
@@ -243,23 +267,27 @@ class Settings:
 
 
 def _redact_table(value: object) -> object:
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return {k: redact_url(v) if k == "url" and isinstance(v, str) else v
                 for k, v in value.items()}
     return value
 
 
-_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*):[^/@\s]*@")
-_PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)[^&\s)\]'\"]*", re.IGNORECASE)
+_USERINFO = r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*):[^/@\s]*@"
+_PASSWORD_PARAM = r"(?i)(?P<head>[?&]password=)[^&\s)\]'\"]*"  # noqa: S105 (a pattern)
 
 
 def redact_url(text: str) -> str:
     """Hide passwords in `scheme://user:password@host` and `?password=` found in text."""
-    text = _USERINFO.sub(r"\g<head>:***@", text)
-    return _PASSWORD_PARAM.sub(r"\g<head>***", text)
+    import re  # here, not at the top: the probe never redacts and `re` would cost it ~2 ms
+
+    text = re.sub(_USERINFO, r"\g<head>:***@", text)
+    return re.sub(_PASSWORD_PARAM, r"\g<head>***", text)
 
 
 def _read_file(path: str) -> dict[str, Any]:
+    import tomllib  # only when a file is given: it costs the probe ~5 ms
+
     source = "--config/HC_CONFIG"
     try:
         with open(path, "rb") as handle:
@@ -303,7 +331,7 @@ def load(
             _set(values, sources, option, env[option.env], f"env {option.env}")
     for name, raw in flags.items():
         _set(values, sources, BY_NAME[name], raw, f"flag {BY_NAME[name].flag}")
-    settings = Settings(**values, sources=sources)
+    settings = Settings(values, sources)
     _check_consistency(settings)
     return settings
 
@@ -325,6 +353,41 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError("rss_warn_mb", settings.rss_warn_mb,
                           settings.sources.get("rss_warn_mb", "default"),
                           "must not exceed rss_fail_mb")
+
+
+def parse_flags(argv: Sequence[str], command: str) -> dict[str, Any]:
+    """The options of `command` given on a command line, as text for `load`, parsed from the
+    option table without Typer: the fast path of `hc healthcheck` and services built on the kit.
+
+    `--name value`, `--name=value`, `--flag` / `--no-flag` for booleans, repeatable options
+    collected in a list. Raises UsageError (one line) on anything else.
+    """
+    by_flag = {o.flag: o for o in options_for(command)}
+    flags: dict[str, Any] = {}
+    words = iter(argv)
+    for word in words:
+        if not word.startswith("--"):
+            raise UsageError(f"Got unexpected extra argument ({word})")
+        name, has_value, value = word.partition("=")
+        negated = name.startswith("--no-") and "--" + name[5:] in by_flag
+        option = by_flag.get("--" + name[5:] if negated else name)
+        if option is None or (negated and option.kind is not bool):
+            raise UsageError(f"No such option: {name}")
+        if option.kind is bool:
+            if has_value:
+                raise UsageError(f"Option '{name}' does not take a value.")
+            flags[option.name] = not negated
+            continue
+        if not has_value:
+            following = next(words, None)
+            if following is None:
+                raise UsageError(f"Option '{name}' requires an argument.")
+            value = following
+        if option.repeated:
+            flags.setdefault(option.name, []).append(value)
+        else:
+            flags[option.name] = value
+    return flags
 
 
 def probe_address(host: str) -> str:

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
@@ -28,7 +27,6 @@ from hc.server import ASGIApp, Server, bind, make_server
 log = logging.getLogger("hc.lifecycle")
 
 Task = Callable[[], Coroutine[Any, Any, None]]
-SWEEP_PREFIXES = ("_MEI", "staticx-")
 
 
 class RedactingFormatter(logging.Formatter):
@@ -74,7 +72,7 @@ async def serve(settings: Settings, health: Health, app: ASGIApp,
     background: list[Coroutine[Any, Any, None]] = [
         health.run(), lag.monitor(), publisher.run(), *(t() for t in tasks)]
     if getattr(sys, "frozen", False) and settings.sweep_age:
-        background.append(_sweep_forever(settings.sweep_age))
+        background.append(_sweep_forever(settings.sweep_age, os.path.dirname(sys.executable)))
     running = [asyncio.create_task(c) for c in background]
     _handle_signals(loop, server, health, settings.drain_delay)
     if os.getpid() == 1:
@@ -97,7 +95,8 @@ async def serve(settings: Settings, health: Health, app: ASGIApp,
 
 SAME_SIGNAL_WINDOW = 0.5
 """Seconds within which a repeat of a signal counts as the same request: a terminal's Ctrl-C
-(or a group kill) reaches Python directly *and* forwarded by each bootloader above it."""
+(or a group kill) reaches hc directly *and* forwarded by any wrapper in its process group (an
+init such as `docker run --init`'s tini, a supervisor)."""
 
 
 def _handle_signals(loop: asyncio.AbstractEventLoop, server: Server, health: Health,
@@ -167,25 +166,28 @@ def reap_children() -> None:
             return
 
 
-def sweep_extraction_dirs(min_age: float, tmp: str | None = None) -> list[str]:
-    """Remove bootloader extraction dirs (`_MEI*`, `staticx-*`) that no live process uses.
+def sweep_unpacked_dirs(min_age: float, cache: str) -> list[str]:
+    """Remove the single-file binary's dirs beside `cache` (the running build's own cache dir,
+    never touched) that nothing uses any more: `.hc-<uid>-*`, left by a run killed while it
+    unpacked (or moving a damaged cache aside), and `hc-<uid>-<id>`, caches of other builds.
 
-    A probe SIGKILLed by Docker's health timeout leaves its dirs behind; a dir counts as in use
-    while any process maps a file from it or runs from it, and young dirs are left alone so a
-    probe that is still extracting is never touched. Returns the removed paths.
+    A dir counts as in use while any process maps a file from it or runs from it, and dirs
+    younger than `min_age` seconds are left alone. Returns the removed paths.
     """
-    tmp = tmp or tempfile.gettempdir()
+    root = os.path.dirname(cache)
+    uid = os.geteuid()
+    prefixes = (f"hc-{uid}-", f".hc-{uid}-")
     try:
-        names = [n for n in os.listdir(tmp) if n.startswith(SWEEP_PREFIXES)]
+        names = [n for n in os.listdir(root) if n.startswith(prefixes)]
     except OSError:
         return []
     now = time.time()
     candidates = []
     for name in names:
-        path = os.path.join(tmp, name)
+        path = os.path.join(root, name)
         with contextlib.suppress(OSError):
             info = os.lstat(path)
-            if info.st_uid == os.geteuid() and now - info.st_mtime >= min_age:
+            if path != cache and info.st_uid == uid and now - info.st_mtime >= min_age:
                 candidates.append(path)
     if not candidates:
         return []
@@ -197,7 +199,7 @@ def sweep_extraction_dirs(min_age: float, tmp: str | None = None) -> list[str]:
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     if removed:
-        log.info("removed %d extraction dirs left by killed probes", len(removed))
+        log.info("removed %d unused dirs of the binary from %s", len(removed), root)
     return removed
 
 
@@ -223,7 +225,7 @@ def _pids() -> Iterable[str]:
         raise
 
 
-async def _sweep_forever(min_age: float) -> None:
+async def _sweep_forever(min_age: float, cache: str) -> None:
     while True:
-        await asyncio.to_thread(sweep_extraction_dirs, min_age)
+        await asyncio.to_thread(sweep_unpacked_dirs, min_age, cache)
         await asyncio.sleep(min(60.0, max(1.0, min_age / 2)))

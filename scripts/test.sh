@@ -11,7 +11,7 @@ step "dependencies"
 scripts/deps.sh
 
 step "lint and types"
-ruff check hc tests scripts examples
+ruff check hc tests scripts examples build/launcher
 mypy
 scripts/lint-dockerfile.sh
 

@@ -97,10 +97,9 @@ def test_second_signal_skips_the_drain(hc_serve: ServeFactory) -> None:
     assert "skipping the rest of the drain" in service.log()
 
 
-def test_a_signal_repeated_at_once_by_the_bootloaders_still_drains(
-        hc_serve: ServeFactory) -> None:
+def test_a_signal_repeated_at_once_by_wrappers_still_drains(hc_serve: ServeFactory) -> None:
     service = hc_serve("--drain-delay", "1.5")
-    for _ in range(3):  # Ctrl-C in a terminal: direct, and forwarded by both bootloaders
+    for _ in range(3):  # Ctrl-C in a terminal: direct, and forwarded by an init and a supervisor
         service.send(signal.SIGINT)
 
     time.sleep(0.5)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from hc.config import SERVE, Settings, load
+from hc.config import SERVE, Settings, load, parse_flags
 from hc.health import Health
 from hc.lifecycle import Task, serve, setup_logging
-from hc.probe import parse_flags
 from hc.server import HealthApp
 
 
