@@ -10,7 +10,6 @@ import pytest
 
 from hc.health import Health, Status
 from hc.watcher import Watcher
-from tests.conftest import free_port
 from tests.watcher_fixtures import (
     RedisFactory,
     RedisServer,
@@ -145,34 +144,6 @@ def test_a_wrong_password_is_a_clear_per_target_error(redis_server: RedisFactory
         assert output(watcher, "none").startswith("authentication required")
 
     watch([f"{url},name=wrong", f"{bare},name=none"], scenario, **FAST)
-
-
-def test_redis_down_at_start_fails_then_passes_once_it_is_up(
-        redis_server: RedisFactory) -> None:
-    port = free_port()
-
-    async def scenario(watcher: Watcher, health: Health) -> None:
-        await until(lambda: status(watcher, "late") is Status.FAIL, "a failure")
-        assert output(watcher, "late") == "connection refused"
-        redis_server(port=port)
-        await until(lambda: status(watcher, "late") is Status.PASS, "the target passing")
-
-    watch([f"redis://127.0.0.1:{port},name=late,interval=0.2"], scenario, **FAST)
-
-
-def test_a_hanging_redis_fails_after_its_timeout_and_recovers(
-        redis_server: RedisFactory) -> None:
-    server = redis_server()
-
-    async def scenario(watcher: Watcher, health: Health) -> None:
-        await until(lambda: status(watcher, "hung") is Status.PASS, "a first pass")
-        server.pause()
-        await until(lambda: status(watcher, "hung") is Status.FAIL, "a failure")
-        assert output(watcher, "hung") == "no answer within 0.3s"
-        server.resume()
-        await until(lambda: status(watcher, "hung") is Status.PASS, "the target passing")
-
-    watch([f"{server.url},name=hung,interval=0.2,timeout=0.3"], scenario, **FAST)
 
 
 def test_a_unix_socket_target_with_a_password_passes(redis_server: RedisFactory,

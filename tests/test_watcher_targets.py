@@ -25,18 +25,18 @@ def test_a_spec_sets_every_field() -> None:
     target = only("http://127.0.0.1:8000/healthz,name=api,interval=3,timeout=0.5,critical,"
                   "expect=200-204,ca_file=/etc/ca.pem")
     assert (target.name, target.kind, target.interval, target.timeout, target.critical,
-            target.expect, target.ca_file, target.error) == \
-        ("api", "http", 3.0, 0.5, True, (200, 204), "/etc/ca.pem", "")
+            dict(target.options), target.error) == \
+        ("api", "http", 3.0, 0.5, True, {"expect": (200, 204), "ca_file": "/etc/ca.pem"}, "")
 
 
 def test_defaults_come_from_the_settings() -> None:
     target = only("redis://127.0.0.1:6379")
-    assert (target.interval, target.timeout, target.critical, target.lag_warn,
-            target.lag_fail) == (5.0, 2.0, False, 16 * 2**20, 0)
-    (tuned,) = parse_targets(load(SERVE, {"target": ["tcp://h:1"], "target_interval": "7",
-                                          "target_timeout": "1", "redis_lag_fail": "9"},
-                                  env={}))
-    assert (tuned.interval, tuned.timeout, tuned.lag_fail) == (7.0, 1.0, 9)
+    assert (target.interval, target.timeout, target.critical, target.options["lag_warn"],
+            target.options["lag_fail"]) == (5.0, 2.0, False, 16 * 2**20, 0)
+    tuned, redis = parse_targets(load(SERVE, {"target": ["tcp://h:1", "redis://h"],
+                                              "target_interval": "7", "target_timeout": "1",
+                                              "redis_lag_fail": "9"}, env={}))
+    assert (tuned.interval, tuned.timeout, redis.options["lag_fail"]) == (7.0, 1.0, 9)
 
 
 @pytest.mark.parametrize(("url", "kind", "name"), [
@@ -55,10 +55,12 @@ def test_the_scheme_picks_the_kind_and_the_url_a_readable_name(url: str, kind: s
 def test_a_toml_table_has_the_same_keys_as_a_spec(tmp_path: Path) -> None:
     config = tmp_path / "hc.toml"
     config.write_text('[[targets]]\nurl = "redis://127.0.0.1:6379"\nname = "cache"\n'
-                      'critical = true\ninterval = 1\nlag_warn = 10\nexpect = 204\n')
-    (target,) = parse_targets(load(SERVE, {"config": str(config)}, env={}))
-    assert (target.name, target.critical, target.interval, target.lag_warn, target.expect) == \
-        ("cache", True, 1.0, 10, (204, 204))
+                      'critical = true\ninterval = 1\nlag_warn = 10\n'
+                      '[[targets]]\nurl = "https://h/x"\nexpect = 204\n')
+    cache, web = parse_targets(load(SERVE, {"config": str(config)}, env={}))
+    assert (cache.name, cache.critical, cache.interval, cache.options["lag_warn"]) == \
+        ("cache", True, 1.0, 10)
+    assert web.options["expect"] == (204, 204)
 
 
 def test_env_holds_space_separated_specs() -> None:
@@ -86,6 +88,9 @@ def test_an_unusable_url_is_a_per_target_error(url: str, error: str) -> None:
     "tcp://h:1,interval=soon",
     "tcp://h:1,interval=0",
     "tcp://h:1,colour=blue",
+    "tcp://h:1,expect=200",
+    "redis://h:1,expect=200",
+    "https://h/,lag_warn=10",
     "tcp://h:1,expect=700",
     "tcp://h:1,lag_warn=-1",
     "tcp://h:1,critical=maybe",
@@ -100,6 +105,14 @@ def test_an_unusable_url_is_a_per_target_error(url: str, error: str) -> None:
 def test_a_malformed_entry_is_a_config_error(entry: Any) -> None:
     with pytest.raises(ConfigError):
         targets(entry)
+
+
+def test_a_key_of_another_kind_is_refused_naming_the_keys_of_this_kind() -> None:
+    with pytest.raises(ConfigError) as caught:
+        targets("tcp://h:1,expect=200")
+    assert str(caught.value) == ("expect='(not shown)' (from flag --target, target "
+                                 "tcp://h:1): unknown key for tcp targets; expected one of "
+                                 "name, interval, timeout, critical")
 
 
 def test_two_targets_may_not_share_a_name() -> None:

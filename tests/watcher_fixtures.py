@@ -15,7 +15,9 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -36,32 +38,14 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 @dataclass
-class RedisServer:
-    """A `redis-server` subprocess on 127.0.0.1."""
+class Server:
+    """A server subprocess listening on 127.0.0.1:`port`, ended by its PID."""
 
     proc: subprocess.Popen[bytes]
     port: int
-    password: str
-    directory: Path
-
-    @property
-    def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=self.password or None, socket_timeout=5)
-
-    def command(self, *args: str | int | bytes) -> Any:
-        with self.client() as client:
-            return client.execute_command(*args)
-
-    def info(self, section: str) -> dict[str, Any]:
-        with self.client() as client:
-            return dict(client.info(section))
 
     def stop(self) -> None:
-        """End the server by its PID and wait for it."""
+        """End the server by its PID (SIGTERM, SIGKILL after 10 s) and wait for it."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGCONT)
@@ -72,11 +56,42 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(10)
 
+    def kill(self) -> None:
+        """SIGKILL the server by its PID: it ends at once, as in a crash."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
     def pause(self) -> None:
         self.proc.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
         self.proc.send_signal(signal.SIGCONT)
+
+
+@dataclass
+class RedisServer(Server):
+    """A `redis-server` subprocess on 127.0.0.1."""
+
+    password: str
+    directory: Path
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, password=self.password or None, socket_timeout=5,
+                           decode_responses=True)
+
+    def command(self, *args: str | int | bytes) -> Any:
+        with self.client() as client:
+            return client.execute_command(*args)
+
+    def info(self, section: str) -> dict[str, Any]:
+        with self.client() as client:
+            return dict(client.info(section))
 
 
 RedisFactory = Callable[..., RedisServer]
@@ -121,6 +136,37 @@ def redis_server(tmp_path: Path) -> Iterator[RedisFactory]:
         server.stop()
 
 
+HttpFactory = Callable[..., Server]
+
+
+def accepts(port: int) -> bool:
+    """Whether 127.0.0.1:`port` accepts a connection (raises OSError when refused)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[HttpFactory]:
+    """`http_server(port=None)`: Python's `http.server` as a subprocess on 127.0.0.1, answering
+    200 to `GET /`; waits until it accepts connections."""
+    started: list[Server] = []
+
+    def start(port: int | None = None) -> Server:
+        port = port or free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+             str(tmp_path), str(port)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        server = Server(proc, port)
+        started.append(server)
+        wait_for(lambda: accepts(port), f"http.server on port {port}")
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 def metrics_of(watcher: Watcher) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of the watcher's /metrics, parsed by prometheus-client's own parser:
     {(sample name, sorted labels): value}."""
@@ -128,6 +174,12 @@ def metrics_of(watcher: Watcher) -> dict[tuple[str, tuple[tuple[str, str], ...]]
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(body.decode())
             for s in family.samples}
+
+
+def families_of(watcher: Watcher) -> set[str]:
+    """The names of the metric families on the watcher's /metrics (counters without _total)."""
+    body, _ = watcher.metrics.render("")
+    return {family.name for family in text_string_to_metric_families(body.decode())}
 
 
 def state(watcher: Watcher, name: str) -> TargetState:

@@ -9,7 +9,8 @@ The watcher's own health (liveness: its scheduler loop beats) never depends on t
 readiness needs the first round done and every critical target passing.
 """
 
-from hc.watcher._targets import Target, parse_targets
+from hc.watcher._model import Target
+from hc.watcher._targets import parse_targets
 from hc.watcher._watcher import Watcher
 
 __all__ = ["Target", "Watcher", "parse_targets"]

@@ -1,0 +1,91 @@
+"""A Redis node's replication state (`INFO replication`), how it is judged and the metric
+series it feeds: shared by redis:// targets and the nodes behind sentinel:// targets."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from hc.config import Option
+from hc.health import Status
+from hc.watcher._model import Series
+
+ROLES = {"master": "primary", "slave": "replica"}
+_REPLICA_KEY = re.compile(r"slave\d+")
+
+LAG_WARN = Option("lag_warn", int, 0, "Replication lag (bytes) at which a primary warns; 0: "
+                  "off.", frozenset(), minimum=0)
+LAG_FAIL = Option("lag_fail", int, 0, "Replication lag (bytes) at which a primary fails; 0: "
+                  "off.", frozenset(), minimum=0)
+LIMIT_KEYS = (LAG_WARN, LAG_FAIL)
+"""The target keys of the thresholds, for every kind that checks Redis nodes."""
+
+CONNECTED_REPLICAS = Series("hc_redis_connected_replicas", "Replicas linked to the Redis "
+                            "primary.")
+LAG = Series("hc_redis_replication_lag_bytes", "The Redis primary's offset minus the lowest "
+             "offset a linked replica acknowledged.")
+
+
+@dataclass(frozen=True)
+class Replication:
+    """What `INFO replication` said. Lag is known on a primary (offsets its replicas
+    acknowledged); link and last I/O on a replica."""
+
+    role: str
+    """primary or replica."""
+    replicas: int = 0
+    """Replicas linked to a primary (state online)."""
+    lag_bytes: int | None = None
+    """A primary's offset minus the lowest offset a linked replica acknowledged."""
+    link_up: bool | None = None
+    """A replica's `master_link_status`."""
+    last_io_seconds: float | None = None
+    """Seconds since a replica last heard from its primary."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Thresholds of a target's Redis nodes; 0 turns one off."""
+
+    lag_warn: int = 0
+    lag_fail: int = 0
+
+    @classmethod
+    def of(cls, options: Any) -> Limits:
+        """The thresholds among a target's options."""
+        return cls(lag_warn=options["lag_warn"], lag_fail=options["lag_fail"])
+
+
+def replication(info: dict[str, Any]) -> Replication:
+    """The replication state in a parsed `INFO replication`."""
+    role = ROLES.get(str(info.get("role")), str(info.get("role")))
+    if role == "replica":
+        last_io = float(info.get("master_last_io_seconds_ago", -1))
+        return Replication(role, link_up=info.get("master_link_status") == "up",
+                           last_io_seconds=last_io if last_io >= 0 else None)
+    offset = int(info.get("master_repl_offset", 0))
+    linked = [r for k, r in info.items() if _REPLICA_KEY.fullmatch(k)
+              and isinstance(r, dict) and r.get("state") == "online"]
+    lag = max((max(0, offset - int(r.get("offset", 0))) for r in linked), default=None)
+    return Replication(role, replicas=len(linked), lag_bytes=lag)
+
+
+def judge(state: Replication, limits: Limits) -> tuple[Status, str]:
+    """Pass, warn or fail by the state and the thresholds, with the words that say why."""
+    if state.role == "replica":
+        io = "" if state.last_io_seconds is None else \
+            f", last I/O {state.last_io_seconds:g}s ago"
+        if not state.link_up:
+            return Status.FAIL, f"replica, link to primary down{io}"
+        return Status.PASS, f"replica, link up{io}"
+    words = f"{state.role}, {state.replicas} replica(s)"
+    lag = state.lag_bytes
+    if lag is None:
+        return Status.PASS, words
+    words += f", lag {lag} bytes"
+    if limits.lag_fail and lag >= limits.lag_fail:
+        return Status.FAIL, f"{words} (fail at {limits.lag_fail})"
+    if limits.lag_warn and lag >= limits.lag_warn:
+        return Status.WARN, f"{words} (warn at {limits.lag_warn})"
+    return Status.PASS, words
