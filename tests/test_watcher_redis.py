@@ -3,6 +3,7 @@ connections and bad credentials. The watcher runs in-process; the servers are su
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -115,22 +116,73 @@ def test_replication_lag_past_the_thresholds_warns_then_fails(
           **FAST)
 
 
-def test_a_connection_idle_past_the_server_timeout_keeps_working(
+def hc_clients(server: RedisServer) -> list[str]:
+    """The ids of the watcher's connections to `server` (CLIENT LIST, name hc-watcher)."""
+    listing = server.command("CLIENT", "LIST")
+    return [fields["id"] for fields in (dict(f.split("=", 1) for f in line.split())
+                                        for line in listing.splitlines())
+            if fields.get("name") == "hc-watcher"]
+
+
+def test_one_connection_outlives_a_server_timeout_shorter_than_the_interval(
         redis_server: RedisFactory) -> None:
-    server = redis_server("--timeout", "2")
-    before = int(server.info("stats")["total_connections_received"])
+    told = redis_server()
+    told.command("CONFIG", "SET", "timeout", "2")
+    untold = redis_server("--timeout", "2", "--rename-command", "CONFIG", "")  # hc cannot ask
+    servers = {"told": told, "untold": untold}
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: all(status(watcher, n) is Status.PASS for n in servers), "checks")
+        first = {name: hc_clients(server) for name, server in servers.items()}
+        assert all(len(ids) == 1 for ids in first.values())
+        await asyncio.sleep(30)  # checks 5 s apart, each server closing connections idle 2 s
+        for name, server in servers.items():
+            assert hc_clients(server) == first[name]
+            assert metric(watcher, "hc_redis_reconnects_total", target=name) == 0
+            assert state(watcher, name).failures == 0
+            assert metric(watcher, "hc_target_check_seconds_count", target=name,
+                          kind="redis") >= 6
+
+    watch([f"{told.url},name=told,interval=5",
+           f"redis://127.0.0.1:{untold.port},name=untold,interval=5"], scenario, **FAST)
+
+
+def test_a_server_without_timeout_gets_no_keepalive_pings(redis_server: RedisFactory) -> None:
+    server = redis_server()  # timeout 0: idle connections are never closed
+
+    def pings() -> int:
+        return int(server.info("commandstats").get("cmdstat_ping", {}).get("calls", 0))
 
     def checks(watcher: Watcher) -> float:
-        return metric(watcher, "hc_target_check_seconds_count", target="idle",
+        return metric(watcher, "hc_target_check_seconds_count", target="calm",
                       kind="redis") or 0
 
     async def scenario(watcher: Watcher, health: Health) -> None:
-        await until(lambda: checks(watcher) >= 4, "four checks 5 s apart", timeout=30)
-        assert state(watcher, "idle").failures == 0
+        await until(lambda: status(watcher, "calm") is Status.PASS, "a first check")
+        before = pings(), checks(watcher)
+        await asyncio.sleep(3.5)
+        assert checks(watcher) - before[1] >= 3
+        assert pings() - before[0] == checks(watcher) - before[1]  # one PING a check, no more
 
-    watch([f"{server.url},name=idle,interval=5"], scenario, **FAST)
-    opened = int(server.info("stats")["total_connections_received"]) - before - 1
-    assert opened >= 3  # the server closed the idle connection each time; it was reopened
+    watch([f"{server.url},name=calm,interval=1"], scenario, **FAST)
+
+
+def test_a_connection_closed_by_the_server_is_reopened_and_counted(
+        redis_server: RedisFactory, caplog: pytest.LogCaptureFixture) -> None:
+    server = redis_server()
+    caplog.set_level(logging.INFO, "hc.watcher")
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "cut") is Status.PASS, "a first check")
+        (first,) = hc_clients(server)
+        server.command("CLIENT", "KILL", "ID", first)
+        await until(lambda: metric(watcher, "hc_redis_reconnects_total", target="cut") == 1,
+                    "a counted reconnect")
+        assert status(watcher, "cut") is Status.PASS
+        assert hc_clients(server) not in ([], [first])
+
+    watch([f"{server.url},name=cut,interval=0.2"], scenario, **FAST)
+    assert "target cut: reconnected" in caplog.text
 
 
 def test_a_wrong_password_is_a_clear_per_target_error(redis_server: RedisFactory) -> None:

@@ -1,40 +1,23 @@
-"""redis://, rediss:// and unix:// targets: PING latency and replication state.
-
-One persistent connection per target. The server closes connections idle past its `timeout`
-setting, and a NAT or firewall may drop them silently; so the connection has TCP keepalive, is
-PINGed before use when idle (`health_check_interval`) and is reopened once, at once, when that
-PING finds it closed. A second failure is the target's failure.
-"""
+"""redis://, rediss:// and unix:// targets: PING latency and replication state, over one
+persistent connection per target (a `Node`: kept open across the server's `timeout`,
+reconnects counted)."""
 
 from __future__ import annotations
 
 import logging
 import re
-import socket
-import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 from urllib.parse import SplitResult
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from hc.config import Settings
 from hc.health import Status
 from hc.watcher._kind import CA_FILE, Kind, Shared, host_problem, url_words
-from hc.watcher._model import (
-    Observation,
-    Prober,
-    Sample,
-    Series,
-    Target,
-    Unusable,
-    describe,
-    failed,
-)
+from hc.watcher._model import Observation, Prober, Sample, Series, Target, Unusable, describe
+from hc.watcher._node import ERRORS, RECONNECTS, TCP_KEEPALIVE, Node, problem
 from hc.watcher._replication import (
     CONNECTED_REPLICAS,
     LAG,
@@ -46,15 +29,6 @@ from hc.watcher._replication import (
 )
 
 log = logging.getLogger("hc.watcher")
-
-IDLE_PING = 1.0
-"""Seconds of idleness after which the connection is PINGed before use (redis-py's
-`health_check_interval`): shorter than any sensible server `timeout`."""
-KEEPALIVE = {
-    getattr(socket, name): value
-    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
-    if hasattr(socket, name)
-}
 
 ROLE = Series("hc_redis_role", "1 for the role the Redis target has, 0 for the other.",
               ("role",))
@@ -68,16 +42,18 @@ ROLE_CHANGES = Series("hc_redis_role_changes", "Role changes (failovers) of the 
 
 @dataclass(frozen=True)
 class RedisDetails:
-    """The node's last replication state seen (kept while it does not answer) and the role
-    changes seen since the watcher started."""
+    """The node's last replication state seen (kept while it does not answer), and the role
+    changes and reconnects seen since the watcher started."""
 
     replication: Replication | None = None
     current: bool = False
     """Whether the last check saw `replication` (False: the node did not answer)."""
     role_changes: int = 0
+    reconnects: int = 0
 
     def samples(self) -> Iterator[Sample]:
         yield ROLE_CHANGES, (), self.role_changes
+        yield RECONNECTS, (), self.reconnects
         state = self.replication
         if state is None or not self.current:
             return  # nothing current to report
@@ -94,7 +70,8 @@ class RedisDetails:
 
     def as_dict(self) -> dict[str, Any]:
         seen = asdict(self.replication) if self.replication else {"role": None}
-        return {**seen, "current": self.current, "role_changes": self.role_changes}
+        return {**seen, "current": self.current, "role_changes": self.role_changes,
+                "reconnects": self.reconnects}
 
 
 class RedisProber(Prober):
@@ -106,32 +83,25 @@ class RedisProber(Prober):
         self.seen = RedisDetails()
         options: dict[str, Any] = {}
         if not target.url.lower().startswith("unix:"):
-            options.update(socket_keepalive=True, socket_keepalive_options=KEEPALIVE)
+            options.update(socket_keepalive=True, socket_keepalive_options=TCP_KEEPALIVE)
         ca_file = target.options["ca_file"]
         if ca_file and target.url.lower().startswith("rediss:"):
             options["ssl_ca_certs"] = ca_file
-        # No socket timeouts: the scheduler ends every check at the target's timeout, and
-        # redis-py drops a connection whose command was cancelled.
-        self.client: Redis = Redis.from_url(
-            target.url, single_connection_client=True, health_check_interval=IDLE_PING,
-            retry=Retry(NoBackoff(), 1), client_name="hc-watcher", **options)
+
+        def make(**common: Any) -> Redis:
+            return Redis.from_url(target.url, **common, **options)
+
+        self.node = Node(make, label=f"target {target.name}", timeout=target.timeout)
 
     async def check(self) -> Observation:
-        self.seen = RedisDetails(self.seen.replication, False, self.seen.role_changes)
+        self.seen = replace(self.seen, current=False)
         try:
-            started = time.monotonic()
-            await self.client.ping()
-            latency = time.monotonic() - started
-            info: dict[str, Any] = await self.client.info("replication")
-        except AuthenticationError as exc:
-            return Observation(Status.FAIL, self._auth_failure(exc))
-        except ResponseError as exc:
-            if str(exc).startswith("NOAUTH"):
-                return Observation(Status.FAIL, self._auth_failure(exc))
-            return failed(exc, "server error: ")
-        except (RedisError, OSError) as exc:
-            return failed(exc)
-        state = replication(info)
+            latency = await self.node.ping()
+            state = replication(await self.node.info("replication"))
+        except ERRORS as exc:
+            return Observation(Status.FAIL, problem(exc, bool(self.target.secrets)))
+        finally:
+            self.seen = replace(self.seen, reconnects=self.node.reconnects)
         self._note_role(state)
         status, words = judge(state, self.limits)
         return Observation(status, f"{words}; PING {latency * 1000:.1f} ms", latency)
@@ -146,15 +116,10 @@ class RedisProber(Prober):
             changes += 1
             log.warning("target %s: role changed from %s to %s (failover)", self.target.name,
                         before.role, state.role)
-        self.seen = RedisDetails(state, True, changes)
-
-    def _auth_failure(self, exc: BaseException) -> str:
-        if not self.target.secrets:
-            return "authentication required: the server wants a password and the URL has none"
-        return f"authentication failed: {' '.join(str(exc).split())}"
+        self.seen = replace(self.seen, replication=state, current=True, role_changes=changes)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.node.close()
 
 
 def _prober(target: Target, shared: Shared) -> Prober:
@@ -185,4 +150,4 @@ def _name_words(parts: SplitResult) -> list[str]:
 
 REDIS = Kind("redis", ("redis", "rediss", "unix"), _prober, keys=(*LIMIT_KEYS, CA_FILE),
              defaults=_defaults, url_problem=_url_problem, name_words=_name_words,
-             series=(ROLE, CONNECTED_REPLICAS, LAG, LINK, LAST_IO, ROLE_CHANGES))
+             series=(ROLE, CONNECTED_REPLICAS, LAG, LINK, LAST_IO, ROLE_CHANGES, RECONNECTS))
