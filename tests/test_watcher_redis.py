@@ -14,6 +14,7 @@ from hc.watcher import Watcher
 from tests.watcher_fixtures import (
     RedisFactory,
     RedisServer,
+    Tls,
     metric,
     output,
     state,
@@ -27,9 +28,9 @@ PASSWORD = "pw-Redis-7d1f"  # noqa: S105 (the test servers' password)
 FAST = {"jitter": 0, "check_interval": 0.1}
 
 
-def replicate(redis_server: RedisFactory) -> tuple[RedisServer, RedisServer]:
+def replicate(redis_server: RedisFactory, *primary_args: str) -> tuple[RedisServer, RedisServer]:
     """A primary and a replica linked to it, both with PASSWORD."""
-    primary = redis_server("--repl-diskless-sync-delay", "0", password=PASSWORD)
+    primary = redis_server("--repl-diskless-sync-delay", "0", *primary_args, password=PASSWORD)
     replica = redis_server("--replicaof", "127.0.0.1", str(primary.port), password=PASSWORD)
     wait_for(lambda: replica.info("replication")["master_link_status"] == "up", "the link")
     return primary, replica
@@ -90,6 +91,51 @@ def test_a_replica_promoted_by_replicaof_no_one_is_a_counted_role_change(
 
     watch(pair_targets(primary, replica), scenario, **FAST)
     assert "target replica: role changed from replica to primary" in caplog.text
+
+
+def test_a_node_not_in_its_expected_role_fails_when_critical_and_warns_when_not(
+        redis_server: RedisFactory) -> None:
+    primary, replica = replicate(redis_server)
+    targets = [f"{replica.url},name=must,role=replica,critical,interval=0.2",
+               f"{replica.url},name=may,role=replica,interval=0.2",
+               f"{primary.url},name=primary,role=primary,critical,interval=0.2"]
+
+    def readiness(health: Health) -> dict[str, Status]:
+        return {line.name: line.result.status for line in health.report("readyz").lines}
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: all(status(watcher, n) is Status.PASS for n in
+                                ("must", "may", "primary")), "every node in its role")
+        replica.command("REPLICAOF", "NO", "ONE")
+        await until(lambda: status(watcher, "must") is Status.FAIL, "the role mismatch")
+        await until(lambda: status(watcher, "may") is Status.FAIL, "the role mismatch")
+        assert output(watcher, "must").startswith("expected replica, is primary, 0 replica(s)")
+        lines = readiness(health)
+        assert (lines["target:must"], lines["target:may"], lines["target:primary"]) == \
+            (Status.FAIL, Status.WARN, Status.PASS)
+
+    watch(targets, scenario, **FAST)
+
+
+def test_a_replica_whose_primary_is_silent_warns_then_fails_by_its_last_io(
+        redis_server: RedisFactory) -> None:
+    primary, replica = replicate(redis_server, "--repl-ping-replica-period", "1")
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "replica") is Status.PASS, "the replica passing")
+        primary.pause()  # the link stays up (repl-timeout 60 s) but nothing arrives
+        await until(lambda: status(watcher, "replica") is Status.WARN, "a staleness warning")
+        assert output(watcher, "replica").startswith("replica, link up, last I/O 2s ago "
+                                                     "(warn at 2s)")
+        await until(lambda: status(watcher, "replica") is Status.FAIL, "a staleness failure")
+        assert "(fail at 4s)" in output(watcher, "replica")
+        last_io = metric(watcher, "hc_redis_primary_last_io_seconds", target="replica")
+        assert last_io is not None and last_io >= 4
+        primary.resume()
+        await until(lambda: status(watcher, "replica") is Status.PASS, "the replica passing")
+
+    watch([f"{replica.url},name=replica,interval=0.2,last_io_warn=2,last_io_fail=4"],
+          scenario, **FAST)
 
 
 def test_replication_lag_past_the_thresholds_warns_then_fails(
@@ -196,6 +242,23 @@ def test_a_wrong_password_is_a_clear_per_target_error(redis_server: RedisFactory
         assert output(watcher, "none").startswith("authentication required")
 
     watch([f"{url},name=wrong", f"{bare},name=none"], scenario, **FAST)
+
+
+def test_rediss_verifies_the_server_against_the_ca_file(redis_server: RedisFactory,
+                                                         tls: Tls) -> None:
+    server = redis_server(tls=tls)
+    url = f"rediss://127.0.0.1:{server.port}"
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: all(s.last for s in watcher.states), "every check")
+        assert status(watcher, "own-ca") is Status.PASS, output(watcher, "own-ca")
+        assert output(watcher, "own-ca").startswith("primary, 0 replica(s); PING ")
+        for name in ("wrong-ca", "system-ca"):
+            assert status(watcher, name) is Status.FAIL
+            assert output(watcher, name).startswith("TLS certificate not trusted: ")
+
+    watch([f"{url},name=own-ca,ca_file={tls.ca}", f"{url},name=wrong-ca,ca_file={tls.other_ca}",
+           f"{url},name=system-ca"], scenario, **FAST)
 
 
 def test_a_unix_socket_target_with_a_password_passes(redis_server: RedisFactory,

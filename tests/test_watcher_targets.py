@@ -3,6 +3,7 @@ per-target errors; passwords never show."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,9 @@ import pytest
 
 from hc.config import SERVE, ConfigError, load
 from hc.watcher import Target, parse_targets
+from hc.watcher._targets import COMMON_KEYS, KINDS
+
+README = Path(__file__).parent.parent / "README.md"
 
 
 def targets(*specs: Any, **env: str) -> list[Target]:
@@ -31,8 +35,9 @@ def test_a_spec_sets_every_field() -> None:
 
 def test_defaults_come_from_the_settings() -> None:
     target = only("redis://127.0.0.1:6379")
-    assert (target.interval, target.timeout, target.critical, target.options["lag_warn"],
-            target.options["lag_fail"]) == (5.0, 2.0, False, 16 * 2**20, 0)
+    assert (target.interval, target.timeout, target.critical) == (5.0, 2.0, False)
+    assert dict(target.options) == {"role": "", "lag_warn": 16 * 2**20, "lag_fail": 0,
+                                    "last_io_warn": 20.0, "last_io_fail": 0.0, "ca_file": ""}
     tuned, redis = parse_targets(load(SERVE, {"target": ["tcp://h:1", "redis://h"],
                                               "target_interval": "7", "target_timeout": "1",
                                               "redis_lag_fail": "9"}, env={}))
@@ -91,6 +96,8 @@ def test_an_unusable_url_is_a_per_target_error(url: str, error: str) -> None:
     "tcp://h:1,expect=200",
     "redis://h:1,expect=200",
     "https://h/,lag_warn=10",
+    "redis://h:1,role=master",
+    "redis://h:1,last_io_fail=-1",
     "tcp://h:1,expect=700",
     "tcp://h:1,lag_warn=-1",
     "tcp://h:1,critical=maybe",
@@ -145,3 +152,18 @@ def test_a_malformed_entry_does_not_quote_its_password() -> None:
         targets("redis://:hun,ter2-pw@127.0.0.1:6379")
     shown = [str(c.value) for c in (caught, caught_too, caught_three, caught_four)]
     assert not [s for s in shown if "hunter2" in s or "ter2" in s]
+
+
+def test_the_readme_lists_every_target_key_with_its_kinds() -> None:
+    text = README.read_text()
+    table = text[text.index("| key | kinds |"):].split("\n\n")[0].splitlines()[2:]
+    listed: dict[str, set[str]] = {}
+    for row in table:
+        keys, kinds = row.strip("|").split("|")[:2]
+        for key in re.findall(r"`(\w+)`", keys):
+            listed[key] = set(kinds.strip().split(", "))
+    expected = {key: {"all"} for key in COMMON_KEYS}
+    for kind in KINDS.values():
+        for option in kind.keys:
+            expected.setdefault(option.name, set()).add(kind.name)
+    assert listed == expected

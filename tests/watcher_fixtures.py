@@ -69,21 +69,35 @@ class Server:
         self.proc.send_signal(signal.SIGCONT)
 
 
+@dataclass(frozen=True)
+class Tls:
+    """A CA, a server certificate it signed for 127.0.0.1 with its key, and another CA that
+    signed nothing here: made with the openssl CLI."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    other_ca: Path
+
+
 @dataclass
 class RedisServer(Server):
-    """A `redis-server` subprocess on 127.0.0.1."""
+    """A `redis-server` subprocess on 127.0.0.1 (TLS only, with `tls`)."""
 
     password: str
     directory: Path
+    tls: Tls | None = None
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=self.password or None, socket_timeout=5,
-                           decode_responses=True)
+        tls: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(self.tls.ca)} if self.tls else {}
+        return redis.Redis("127.0.0.1", self.port, password=self.password or None, socket_timeout=5,
+                           decode_responses=True, **tls)
 
     def command(self, *args: str | int | bytes) -> Any:
         with self.client() as client:
@@ -108,14 +122,41 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15.0) ->
     pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
 
 
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    """Certificates for TLS tests (made once per session)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    directory = tmp_path_factory.mktemp("tls")
+    files = Tls(*(directory / name for name in ("ca.pem", "cert.pem", "key.pem", "other.pem")))
+
+    def run(*args: str | Path) -> None:
+        subprocess.run([openssl, *map(str, args)], check=True, capture_output=True)
+
+    for ca in (files.ca, files.other_ca):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            f"/CN=hc test {ca.stem}", "-keyout", ca.with_suffix(".key"), "-out", ca)
+    request, extensions = directory / "cert.csr", directory / "cert.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                          "authorityKeyIdentifier=keyid,issuer\n")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
+        files.key, "-out", request)
+    run("x509", "-req", "-in", request, "-CA", files.ca, "-CAkey", files.ca.with_suffix(".key"),
+        "-CAcreateserial", "-days", "2", "-extfile", extensions, "-out", files.cert)
+    return files
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisFactory]:
-    """`redis_server(*args, password="", port=None)`: start a server, wait until it answers."""
+    """`redis_server(*args, password="", port=None, tls=None)`: start a server (TLS only on
+    its port with `tls`), wait until it answers."""
     if not os.path.exists(REDIS_SERVER):
         pytest.skip("redis-server is not installed")
     started: list[RedisServer] = []
 
-    def start(*args: str, password: str = "", port: int | None = None) -> RedisServer:
+    def start(*args: str, password: str = "", port: int | None = None,
+              tls: Tls | None = None) -> RedisServer:
         port = port or free_port()
         directory = tmp_path / f"redis-{port}-{len(started)}"
         directory.mkdir()
@@ -124,9 +165,13 @@ def redis_server(tmp_path: Path) -> Iterator[RedisFactory]:
                    "--logfile", str(directory / "redis.log")]
         if password:
             command += ["--requirepass", password, "--masterauth", password]
+        if tls:
+            command += ["--port", "0", "--tls-port", str(port), "--tls-cert-file",
+                        str(tls.cert), "--tls-key-file", str(tls.key), "--tls-ca-cert-file",
+                        str(tls.ca), "--tls-auth-clients", "no"]
         proc = subprocess.Popen([*command, *args], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        server = RedisServer(proc, port, password, directory)
+        server = RedisServer(proc, port, password, directory, tls)
         started.append(server)
         wait_for(lambda: bool(server.command("PING")), f"redis-server on port {port}")
         return server

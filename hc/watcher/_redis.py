@@ -13,7 +13,7 @@ from urllib.parse import SplitResult
 
 from redis.asyncio import Redis
 
-from hc.config import Settings
+from hc.config import Option, Settings
 from hc.health import Status
 from hc.watcher._kind import CA_FILE, Kind, Shared, host_problem, url_words
 from hc.watcher._model import Observation, Prober, Sample, Series, Target, Unusable, describe
@@ -29,6 +29,10 @@ from hc.watcher._replication import (
 )
 
 log = logging.getLogger("hc.watcher")
+
+EXPECTED_ROLE = Option("role", str, "", "The role the node must have: primary or replica; a "
+                       "node in the other fails (critical) or warns.", frozenset(),
+                       choices=("primary", "replica"))
 
 ROLE = Series("hc_redis_role", "1 for the role the Redis target has, 0 for the other.",
               ("role",))
@@ -80,6 +84,7 @@ class RedisProber(Prober):
     def __init__(self, target: Target) -> None:
         self.target = target
         self.limits = Limits.of(target.options)
+        self.expected: str = target.options["role"]
         self.seen = RedisDetails()
         options: dict[str, Any] = {}
         if not target.url.lower().startswith("unix:"):
@@ -104,6 +109,8 @@ class RedisProber(Prober):
             self.seen = replace(self.seen, reconnects=self.node.reconnects)
         self._note_role(state)
         status, words = judge(state, self.limits)
+        if self.expected and state.role != self.expected:
+            status, words = Status.FAIL, f"expected {self.expected}, is {words}"
         return Observation(status, f"{words}; PING {latency * 1000:.1f} ms", latency)
 
     def details(self) -> RedisDetails:
@@ -148,6 +155,7 @@ def _name_words(parts: SplitResult) -> list[str]:
     return url_words(parts)
 
 
-REDIS = Kind("redis", ("redis", "rediss", "unix"), _prober, keys=(*LIMIT_KEYS, CA_FILE),
-             defaults=_defaults, url_problem=_url_problem, name_words=_name_words,
+REDIS = Kind("redis", ("redis", "rediss", "unix"), _prober,
+             keys=(EXPECTED_ROLE, *LIMIT_KEYS, CA_FILE), defaults=_defaults,
+             url_problem=_url_problem, name_words=_name_words,
              series=(ROLE, CONNECTED_REPLICAS, LAG, LINK, LAST_IO, ROLE_CHANGES, RECONNECTS))

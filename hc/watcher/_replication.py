@@ -4,6 +4,7 @@ series it feeds: shared by redis:// targets and the nodes behind sentinel:// tar
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,14 @@ LAG_WARN = Option("lag_warn", int, 0, "Replication lag (bytes) at which a primar
                   "off.", frozenset(), minimum=0)
 LAG_FAIL = Option("lag_fail", int, 0, "Replication lag (bytes) at which a primary fails; 0: "
                   "off.", frozenset(), minimum=0)
-LIMIT_KEYS = (LAG_WARN, LAG_FAIL)
+LAST_IO_WARN = Option("last_io_warn", float, 20.0, "Seconds without I/O from its primary at "
+                      "which a replica warns (its primary PINGs it every 10 s by default); "
+                      "0: off.", frozenset(), minimum=0)
+LAST_IO_FAIL = Option("last_io_fail", float, 0.0, "Seconds without I/O from its primary at "
+                      "which a replica fails; 0: off (the replica itself declares the link "
+                      "down after its repl-timeout, 60 s by default, and fails then).",
+                      frozenset(), minimum=0)
+LIMIT_KEYS = (LAG_WARN, LAG_FAIL, LAST_IO_WARN, LAST_IO_FAIL)
 """The target keys of the thresholds, for every kind that checks Redis nodes."""
 
 CONNECTED_REPLICAS = Series("hc_redis_connected_replicas", "Replicas linked to the Redis "
@@ -50,11 +58,13 @@ class Limits:
 
     lag_warn: int = 0
     lag_fail: int = 0
+    last_io_warn: float = 0.0
+    last_io_fail: float = 0.0
 
     @classmethod
-    def of(cls, options: Any) -> Limits:
+    def of(cls, options: Mapping[str, Any]) -> Limits:
         """The thresholds among a target's options."""
-        return cls(lag_warn=options["lag_warn"], lag_fail=options["lag_fail"])
+        return cls(**{key.name: options[key.name] for key in LIMIT_KEYS})
 
 
 def replication(info: dict[str, Any]) -> Replication:
@@ -74,18 +84,34 @@ def replication(info: dict[str, Any]) -> Replication:
 def judge(state: Replication, limits: Limits) -> tuple[Status, str]:
     """Pass, warn or fail by the state and the thresholds, with the words that say why."""
     if state.role == "replica":
-        io = "" if state.last_io_seconds is None else \
-            f", last I/O {state.last_io_seconds:g}s ago"
-        if not state.link_up:
-            return Status.FAIL, f"replica, link to primary down{io}"
-        return Status.PASS, f"replica, link up{io}"
+        return _judge_replica(state, limits)
     words = f"{state.role}, {state.replicas} replica(s)"
-    lag = state.lag_bytes
-    if lag is None:
+    if state.lag_bytes is None:
         return Status.PASS, words
-    words += f", lag {lag} bytes"
-    if limits.lag_fail and lag >= limits.lag_fail:
-        return Status.FAIL, f"{words} (fail at {limits.lag_fail})"
-    if limits.lag_warn and lag >= limits.lag_warn:
-        return Status.WARN, f"{words} (warn at {limits.lag_warn})"
+    words += f", lag {state.lag_bytes} bytes"
+    return _against(state.lag_bytes, limits.lag_warn, limits.lag_fail, words, "")
+
+
+def _judge_replica(state: Replication, limits: Limits) -> tuple[Status, str]:
+    last_io = state.last_io_seconds
+    io = "" if last_io is None else f", last I/O {last_io:g}s ago"
+    if not state.link_up:
+        return Status.FAIL, f"replica, link to primary down{io}"
+    words = f"replica, link up{io}"
+    if last_io is None:
+        return Status.PASS, words
+    return _against(last_io, limits.last_io_warn, limits.last_io_fail, words, "s")
+
+
+def _against(value: float, warn: float, fail: float, words: str,
+             unit: str) -> tuple[Status, str]:
+    """Fail at `fail`, warn at `warn` (each 0: off)."""
+    if fail and value >= fail:
+        return Status.FAIL, f"{words} (fail at {_number(fail)}{unit})"
+    if warn and value >= warn:
+        return Status.WARN, f"{words} (warn at {_number(warn)}{unit})"
     return Status.PASS, words
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
