@@ -12,11 +12,10 @@ import pytest
 
 from hc.health import Health, Status
 from hc.watcher import Watcher
-from tests.watcher_fixtures import Tls, output, status, until, watch
+from tests.watcher_fixtures import WATCH_FAST, Tls, output, status, until, watch
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 ERROR = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-FAST = {"jitter": 0, "check_interval": 0.1}
 
 
 def run(targets: list[str]) -> Watcher:
@@ -27,7 +26,7 @@ def run(targets: list[str]) -> Watcher:
         seen.append(watcher)
         await until(lambda: all(s.last is not None for s in watcher.states), "every check")
 
-    watch(targets, scenario, **FAST)
+    watch(targets, scenario, **WATCH_FAST)
     return seen[0]
 
 

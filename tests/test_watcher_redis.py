@@ -12,6 +12,7 @@ import pytest
 from hc.health import Health, Status
 from hc.watcher import Watcher
 from tests.watcher_fixtures import (
+    WATCH_FAST,
     RedisFactory,
     RedisServer,
     Tls,
@@ -25,7 +26,6 @@ from tests.watcher_fixtures import (
 )
 
 PASSWORD = "pw-Redis-7d1f"  # noqa: S105 (the test servers' password)
-FAST = {"jitter": 0, "check_interval": 0.1}
 
 
 def replicate(redis_server: RedisFactory, *primary_args: str) -> tuple[RedisServer, RedisServer]:
@@ -56,7 +56,7 @@ def test_a_primary_and_a_replica_publish_role_link_and_lag(redis_server: RedisFa
         assert metric(watcher, "hc_target_up", target="primary", kind="redis") == 1
         assert "primary, 1 replica(s), lag" in output(watcher, "primary")
 
-    watch(pair_targets(primary, replica), scenario, **FAST)
+    watch(pair_targets(primary, replica), scenario, **WATCH_FAST)
 
 
 def test_a_replica_whose_primary_stops_fails_with_its_link_down(
@@ -73,7 +73,7 @@ def test_a_replica_whose_primary_stops_fails_with_its_link_down(
         assert output(watcher, "primary") == "connection refused"
         assert metric(watcher, "hc_target_up", target="primary", kind="redis") == 0
 
-    watch(pair_targets(primary, replica), scenario, **FAST)
+    watch(pair_targets(primary, replica), scenario, **WATCH_FAST)
 
 
 def test_a_replica_promoted_by_replicaof_no_one_is_a_counted_role_change(
@@ -89,7 +89,7 @@ def test_a_replica_promoted_by_replicaof_no_one_is_a_counted_role_change(
         assert metric(watcher, "hc_redis_role_changes_total", target="replica") == 1
         assert metric(watcher, "hc_redis_role_changes_total", target="primary") == 0
 
-    watch(pair_targets(primary, replica), scenario, **FAST)
+    watch(pair_targets(primary, replica), scenario, **WATCH_FAST)
     assert "target replica: role changed from replica to primary" in caplog.text
 
 
@@ -114,7 +114,7 @@ def test_a_node_not_in_its_expected_role_fails_when_critical_and_warns_when_not(
         assert (lines["target:must"], lines["target:may"], lines["target:primary"]) == \
             (Status.FAIL, Status.WARN, Status.PASS)
 
-    watch(targets, scenario, **FAST)
+    watch(targets, scenario, **WATCH_FAST)
 
 
 def test_a_replica_whose_primary_is_silent_warns_then_fails_by_its_last_io(
@@ -135,7 +135,7 @@ def test_a_replica_whose_primary_is_silent_warns_then_fails_by_its_last_io(
         await until(lambda: status(watcher, "replica") is Status.PASS, "the replica passing")
 
     watch([f"{replica.url},name=replica,interval=0.2,last_io_warn=2,last_io_fail=4"],
-          scenario, **FAST)
+          scenario, **WATCH_FAST)
 
 
 def test_replication_lag_past_the_thresholds_warns_then_fails(
@@ -159,7 +159,7 @@ def test_replication_lag_past_the_thresholds_warns_then_fails(
         await until(lambda: status(watcher, "primary") is Status.PASS, "the lag gone")
 
     watch(pair_targets(primary, replica, ",lag_warn=50000,lag_fail=1000000"), scenario,
-          **FAST)
+          **WATCH_FAST)
 
 
 def hc_clients(server: RedisServer) -> list[str]:
@@ -190,7 +190,7 @@ def test_one_connection_outlives_a_server_timeout_shorter_than_the_interval(
                           kind="redis") >= 6
 
     watch([f"{told.url},name=told,interval=5",
-           f"redis://127.0.0.1:{untold.port},name=untold,interval=5"], scenario, **FAST)
+           f"redis://127.0.0.1:{untold.port},name=untold,interval=5"], scenario, **WATCH_FAST)
 
 
 def test_a_server_without_timeout_gets_no_keepalive_pings(redis_server: RedisFactory) -> None:
@@ -210,7 +210,7 @@ def test_a_server_without_timeout_gets_no_keepalive_pings(redis_server: RedisFac
         assert checks(watcher) - before[1] >= 3
         assert pings() - before[0] == checks(watcher) - before[1]  # one PING a check, no more
 
-    watch([f"{server.url},name=calm,interval=1"], scenario, **FAST)
+    watch([f"{server.url},name=calm,interval=1"], scenario, **WATCH_FAST)
 
 
 def test_a_connection_closed_by_the_server_is_reopened_and_counted(
@@ -227,7 +227,7 @@ def test_a_connection_closed_by_the_server_is_reopened_and_counted(
         assert status(watcher, "cut") is Status.PASS
         assert hc_clients(server) not in ([], [first])
 
-    watch([f"{server.url},name=cut,interval=0.2"], scenario, **FAST)
+    watch([f"{server.url},name=cut,interval=0.2"], scenario, **WATCH_FAST)
     assert "target cut: reconnected" in caplog.text
 
 
@@ -241,7 +241,7 @@ def test_a_wrong_password_is_a_clear_per_target_error(redis_server: RedisFactory
         assert output(watcher, "wrong").startswith("authentication failed: invalid")
         assert output(watcher, "none").startswith("authentication required")
 
-    watch([f"{url},name=wrong", f"{bare},name=none"], scenario, **FAST)
+    watch([f"{url},name=wrong", f"{bare},name=none"], scenario, **WATCH_FAST)
 
 
 def test_rediss_verifies_the_server_against_the_ca_file(redis_server: RedisFactory,
@@ -258,7 +258,7 @@ def test_rediss_verifies_the_server_against_the_ca_file(redis_server: RedisFacto
             assert output(watcher, name).startswith("TLS certificate not trusted: ")
 
     watch([f"{url},name=own-ca,ca_file={tls.ca}", f"{url},name=wrong-ca,ca_file={tls.other_ca}",
-           f"{url},name=system-ca"], scenario, **FAST)
+           f"{url},name=system-ca"], scenario, **WATCH_FAST)
 
 
 def test_a_unix_socket_target_with_a_password_passes(redis_server: RedisFactory,
@@ -271,4 +271,4 @@ def test_a_unix_socket_target_with_a_password_passes(redis_server: RedisFactory,
         await until(lambda: status(watcher, "sock") is not None, "a check")
         assert status(watcher, "sock") is Status.PASS, output(watcher, "sock")
 
-    watch([f"unix://:{PASSWORD}@{socket_path},name=sock"], scenario, **FAST)
+    watch([f"unix://:{PASSWORD}@{socket_path},name=sock"], scenario, **WATCH_FAST)

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from hc.config import SERVE, ConfigError, load
+from hc.config import BY_NAME, SERVE, ConfigError, load
 from hc.watcher import Target, parse_targets
+from hc.watcher._sentinel import Login, SentinelUrl, parse_url
 from hc.watcher._targets import COMMON_KEYS, KINDS
 
 README = Path(__file__).parent.parent / "README.md"
@@ -50,6 +51,8 @@ def test_defaults_come_from_the_settings() -> None:
     ("unix:///run/redis/redis.sock?db=1", "redis", "unix-redis.sock"),
     ("https://api.example/v1/health", "http", "https-api.example-v1-health"),
     ("tcp://[::1]:5432", "tcp", "tcp-::1-5432"),
+    ("sentinel://10.0.0.1,10.0.0.2:26380/mymaster", "sentinel", "sentinel-mymaster"),
+    ("redis+sentinel://:pw@h:26379/cache", "sentinel", "sentinel-cache"),
 ])
 def test_the_scheme_picks_the_kind_and_the_url_a_readable_name(url: str, kind: str,
                                                                name: str) -> None:
@@ -83,6 +86,10 @@ def test_env_holds_space_separated_specs() -> None:
     ("http://:8080/", "http:// needs a host"),
     ("redis://127.0.0.1:6379/x", "bad database '/x'"),
     ("unix://", "unix:// needs a socket path"),
+    ("sentinel://h1:26379,h2:26379", "sentinel:// needs the master's name"),
+    ("sentinel://h1:26379,h2:x/mymaster", "bad sentinel address 'h2:x'"),
+    ("sentinel://h1:26379,,h2/mymaster", "bad sentinel address ''"),
+    ("sentinel://h1/a/b", "sentinel:// needs the master's name"),
 ])
 def test_an_unusable_url_is_a_per_target_error(url: str, error: str) -> None:
     target = only(url)
@@ -97,6 +104,8 @@ def test_an_unusable_url_is_a_per_target_error(url: str, error: str) -> None:
     "redis://h:1,expect=200",
     "https://h/,lag_warn=10",
     "redis://h:1,role=master",
+    "sentinel://h:1/m,role=primary",
+    "sentinel://h:1/m,ca_file=/ca.pem",
     "redis://h:1,last_io_fail=-1",
     "tcp://h:1,expect=700",
     "tcp://h:1,lag_warn=-1",
@@ -112,6 +121,16 @@ def test_an_unusable_url_is_a_per_target_error(url: str, error: str) -> None:
 def test_a_malformed_entry_is_a_config_error(entry: Any) -> None:
     with pytest.raises(ConfigError):
         targets(entry)
+
+
+def test_a_sentinel_spec_keeps_the_commas_of_its_hosts_and_reads_its_keys() -> None:
+    target = only("sentinel://:s-pw@10.0.0.1,10.0.0.2:26380,[::1]/my%20master?password=d-pw,"
+                  "name=ha,critical,lag_warn=5,last_io_fail=9")
+    assert (target.kind, target.name, target.critical, target.options["lag_warn"],
+            target.options["last_io_fail"], target.error) == ("sentinel", "ha", True, 5, 9.0, "")
+    assert parse_url(target.url) == SentinelUrl(
+        (("10.0.0.1", 26379), ("10.0.0.2", 26380), ("::1", 26379)), "my master",
+        Login("", "s-pw"), Login("", "d-pw"))
 
 
 def test_a_key_of_another_kind_is_refused_naming_the_keys_of_this_kind() -> None:
@@ -134,6 +153,8 @@ def test_two_targets_may_not_share_a_name() -> None:
     "unix://:hunter2-pw@/run/redis.sock",
     "redis://127.0.0.1:6379?password=hunter2-pw",
     "redis://:hunter2%2Dpw@127.0.0.1:6379",
+    "sentinel://:hunter2-pw@127.0.0.1:1,127.0.0.1:2/mymaster",
+    "redis+sentinel://127.0.0.1:1/mymaster?password=hunter2-pw",
 ])
 def test_passwords_are_hidden_in_what_a_target_shows(url: str) -> None:
     target = only(url)
@@ -150,7 +171,10 @@ def test_a_malformed_entry_does_not_quote_its_password() -> None:
         targets("redis://127.0.0.1:6379,password=hunter2-pw")
     with pytest.raises(ConfigError) as caught_four:
         targets("redis://:hun,ter2-pw@127.0.0.1:6379")
-    shown = [str(c.value) for c in (caught, caught_too, caught_three, caught_four)]
+    with pytest.raises(ConfigError) as caught_five:
+        targets("sentinel://:hunter2-pw@h1:1,h2:2/m?password=hunter2-pw,colour=blue")
+    shown = [str(c.value) for c in (caught, caught_too, caught_three, caught_four,
+                                    caught_five)]
     assert not [s for s in shown if "hunter2" in s or "ter2" in s]
 
 
@@ -167,3 +191,9 @@ def test_the_readme_lists_every_target_key_with_its_kinds() -> None:
         for option in kind.keys:
             expected.setdefault(option.name, set()).add(kind.name)
     assert listed == expected
+
+
+def test_the_target_help_names_every_key() -> None:
+    text = BY_NAME["target"].help
+    keys = [*COMMON_KEYS, *(o.name for kind in KINDS.values() for o in kind.keys)]
+    assert [key for key in keys if f"{key}=" not in text and key != "critical"] == []

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -109,6 +109,24 @@ class RedisServer(Server):
 
 
 RedisFactory = Callable[..., RedisServer]
+AnyServer = TypeVar("AnyServer", bound=Server)
+
+
+def quiet(command: list[str]) -> subprocess.Popen[bytes]:
+    """`command` started with no stdin and its output discarded (servers log to files)."""
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def ready(started: list[AnyServer], server: AnyServer, answers: Callable[[], object]) -> AnyServer:
+    """`server`, put among those its fixture stops at teardown, once `answers()` is true."""
+    started.append(server)
+    wait_for(lambda: bool(answers()), f"{type(server).__name__} on port {server.port}")
+    return server
+
+
+WATCH_FAST = {"jitter": 0, "check_interval": 0.1}
+"""Settings of the in-process watcher in tests: checks on time, health results at once."""
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -169,16 +187,83 @@ def redis_server(tmp_path: Path) -> Iterator[RedisFactory]:
             command += ["--port", "0", "--tls-port", str(port), "--tls-cert-file",
                         str(tls.cert), "--tls-key-file", str(tls.key), "--tls-ca-cert-file",
                         str(tls.ca), "--tls-auth-clients", "no"]
-        proc = subprocess.Popen([*command, *args], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        server = RedisServer(proc, port, password, directory, tls)
-        started.append(server)
-        wait_for(lambda: bool(server.command("PING")), f"redis-server on port {port}")
-        return server
+        server = RedisServer(quiet([*command, *args]), port, password, directory, tls)
+        return ready(started, server, lambda: server.command("PING"))
 
     yield start
     for server in started:
         server.stop()
+
+
+@dataclass
+class SentinelServer(Server):
+    """A `redis-server --sentinel` subprocess on 127.0.0.1 monitoring `MASTER`."""
+
+    directory: Path
+    password: str = ""
+
+    def command(self, *args: str | int) -> Any:
+        with redis.Redis("127.0.0.1", self.port, password=self.password or None,
+                         socket_timeout=5, decode_responses=True) as client:
+            return client.execute_command(*args)
+
+    def master(self) -> dict[str, str]:
+        """SENTINEL MASTER, as a dict."""
+        reply = self.command("SENTINEL", "MASTER", MASTER)  # redis-py 8 parses it, 5 not
+        pairs = reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2],
+                                                               strict=True))
+        return {str(k): str(v) for k, v in pairs.items()}
+
+    def primary_port(self) -> int:
+        """The port of the primary this sentinel names."""
+        return int(self.master()["port"])
+
+
+MASTER = "mymaster"
+"""The master name the test sentinels monitor."""
+SentinelFactory = Callable[..., SentinelServer]
+
+
+@pytest.fixture
+def sentinel_server(tmp_path: Path) -> Iterator[SentinelFactory]:
+    """`sentinel_server(primary, quorum=1, password="", port=None)`: a sentinel monitoring
+    `primary` as MASTER (with its password), with `password` of its own; waits until it
+    answers. Failover timings are short, for tests."""
+    started: list[SentinelServer] = []
+
+    def start(primary: RedisServer, *, quorum: int = 1, password: str = "",
+              port: int | None = None) -> SentinelServer:
+        port = port or free_port()
+        directory = tmp_path / f"sentinel-{port}"
+        directory.mkdir()
+        lines = [f"port {port}", "bind 127.0.0.1", f"dir {directory}",
+                 f"logfile {directory / 'sentinel.log'}",
+                 f"sentinel monitor {MASTER} 127.0.0.1 {primary.port} {quorum}",
+                 f"sentinel down-after-milliseconds {MASTER} 1000",
+                 f"sentinel failover-timeout {MASTER} 3000"]
+        if primary.password:
+            lines.append(f"sentinel auth-pass {MASTER} {primary.password}")
+        if password:
+            lines += [f"requirepass {password}", f"sentinel sentinel-pass {password}"]
+        config = directory / "sentinel.conf"
+        config.write_text("\n".join(lines) + "\n")
+        sentinel = SentinelServer(quiet([REDIS_SERVER, str(config), "--sentinel"]), port,
+                                  directory, password)
+        return ready(started, sentinel, lambda: sentinel.command("PING"))
+
+    yield start
+    for sentinel in started:
+        sentinel.stop()
+
+
+def settle(sentinels: list[SentinelServer], replicas: int) -> None:
+    """Until every sentinel knows the others and `replicas` replicas."""
+    def settled(sentinel: SentinelServer) -> bool:
+        master = sentinel.master()
+        return (int(master["num-other-sentinels"]) == len(sentinels) - 1
+                and int(master["num-slaves"]) == replicas)
+
+    wait_for(lambda: all(settled(s) for s in sentinels), "the sentinels to settle", 30)
 
 
 HttpFactory = Callable[..., Server]
@@ -198,14 +283,9 @@ def http_server(tmp_path: Path) -> Iterator[HttpFactory]:
 
     def start(port: int | None = None) -> Server:
         port = port or free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-             str(tmp_path), str(port)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        server = Server(proc, port)
-        started.append(server)
-        wait_for(lambda: accepts(port), f"http.server on port {port}")
-        return server
+        server = Server(quiet([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                               "--directory", str(tmp_path), str(port)]), port)
+        return ready(started, server, lambda: accepts(port))
 
     yield start
     for server in started:

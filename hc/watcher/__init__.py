@@ -1,5 +1,7 @@
-"""The dependency watcher of `hc serve`: checks Redis, HTTP and TCP targets on a schedule and
-publishes what it sees as health checks, `/metrics` (Prometheus) and `/targets` (JSON).
+"""The dependency watcher of `hc serve`: checks Redis (alone or behind Sentinel), HTTP and TCP
+targets on a schedule and publishes what it sees as health checks, `/metrics` (Prometheus) and
+`/targets` (JSON). Each kind of target is one module behind `_kind.Kind`, listed in
+`_targets.KINDS`.
 
     watcher = Watcher.from_settings(health, settings)    # registers its checks in `health`
     app = HealthApp(health, routes=watcher.routes())

@@ -109,6 +109,7 @@ class RedisProber(Prober):
             self.seen = replace(self.seen, reconnects=self.node.reconnects)
         self._note_role(state)
         status, words = judge(state, self.limits)
+        words = f"{state.role}, {words}" if state.role else words
         if self.expected and state.role != self.expected:
             status, words = Status.FAIL, f"expected {self.expected}, is {words}"
         return Observation(status, f"{words}; PING {latency * 1000:.1f} ms", latency)

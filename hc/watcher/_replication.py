@@ -41,11 +41,13 @@ class Replication:
     acknowledged); link and last I/O on a replica."""
 
     role: str
-    """primary or replica."""
+    """primary or replica; empty when the server has none (a sentinel)."""
     replicas: int = 0
     """Replicas linked to a primary (state online)."""
     lag_bytes: int | None = None
     """A primary's offset minus the lowest offset a linked replica acknowledged."""
+    replica_lags: tuple[tuple[str, int], ...] = ()
+    """A primary's offset minus what each linked replica (`ip:port`) acknowledged."""
     link_up: bool | None = None
     """A replica's `master_link_status`."""
     last_io_seconds: float | None = None
@@ -69,23 +71,28 @@ class Limits:
 
 def replication(info: dict[str, Any]) -> Replication:
     """The replication state in a parsed `INFO replication`."""
-    role = ROLES.get(str(info.get("role")), str(info.get("role")))
+    role = ROLES.get(str(info.get("role")), str(info.get("role", "")))
     if role == "replica":
         last_io = float(info.get("master_last_io_seconds_ago", -1))
         return Replication(role, link_up=info.get("master_link_status") == "up",
                            last_io_seconds=last_io if last_io >= 0 else None)
     offset = int(info.get("master_repl_offset", 0))
-    linked = [r for k, r in info.items() if _REPLICA_KEY.fullmatch(k)
-              and isinstance(r, dict) and r.get("state") == "online"]
-    lag = max((max(0, offset - int(r.get("offset", 0))) for r in linked), default=None)
-    return Replication(role, replicas=len(linked), lag_bytes=lag)
+    lags = tuple((f"{r.get('ip')}:{r.get('port')}", max(0, offset - int(r.get("offset", 0))))
+                 for k, r in info.items() if _REPLICA_KEY.fullmatch(k)
+                 and isinstance(r, dict) and r.get("state") == "online")
+    return Replication(role, replicas=len(lags), replica_lags=lags,
+                       lag_bytes=max((lag for _, lag in lags), default=None))
 
 
 def judge(state: Replication, limits: Limits) -> tuple[Status, str]:
-    """Pass, warn or fail by the state and the thresholds, with the words that say why."""
+    """Pass, warn or fail by the state and the thresholds, with the words that say why (the
+    role aside)."""
     if state.role == "replica":
         return _judge_replica(state, limits)
-    words = f"{state.role}, {state.replicas} replica(s)"
+    if state.role != "primary":  # a sentinel answers INFO replication with nothing
+        return Status.FAIL, ("no role in INFO replication: a sentinel? (watched as "
+                             "sentinel://host:port/<master-name>)")
+    words = f"{state.replicas} replica(s)"
     if state.lag_bytes is None:
         return Status.PASS, words
     words += f", lag {state.lag_bytes} bytes"
@@ -96,8 +103,8 @@ def _judge_replica(state: Replication, limits: Limits) -> tuple[Status, str]:
     last_io = state.last_io_seconds
     io = "" if last_io is None else f", last I/O {last_io:g}s ago"
     if not state.link_up:
-        return Status.FAIL, f"replica, link to primary down{io}"
-    words = f"replica, link up{io}"
+        return Status.FAIL, f"link to primary down{io}"
+    words = f"link up{io}"
     if last_io is None:
         return Status.PASS, words
     return _against(last_io, limits.last_io_warn, limits.last_io_fail, words, "s")

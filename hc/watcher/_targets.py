@@ -23,9 +23,10 @@ from hc.watcher._http import HTTP
 from hc.watcher._kind import Kind, url_words
 from hc.watcher._model import Target, scrub
 from hc.watcher._redis import REDIS
+from hc.watcher._sentinel import SENTINEL
 from hc.watcher._tcp import TCP
 
-KINDS: Mapping[str, Kind] = {kind.name: kind for kind in (REDIS, HTTP, TCP)}
+KINDS: Mapping[str, Kind] = {kind.name: kind for kind in (REDIS, SENTINEL, HTTP, TCP)}
 """The kinds of target, by name."""
 SCHEMES: Mapping[str, Kind] = {scheme: kind for kind in KINDS.values()
                                for scheme in kind.schemes}
