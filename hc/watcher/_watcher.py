@@ -134,8 +134,20 @@ def as_dict(state: TargetState) -> dict[str, Any]:
         "checked_at": state.checked_at,
     }
     if state.details is not None:
-        item[target.kind] = state.details.as_dict()
+        item[target.kind] = _scrubbed(state.details.as_dict(), target)
     return item
+
+
+def _scrubbed(value: Any, target: Target) -> Any:
+    """`value` with the target's passwords hidden in every string: details quote errors, as
+    outputs do."""
+    if isinstance(value, str):
+        return target.scrub(value)
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, target) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(item, target) for item in value]
+    return value
 
 
 async def _readable(scope: Scope, send: Send) -> bool:
