@@ -169,10 +169,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("access_log", bool, False, "Log HTTP requests (probe paths are never logged).",
            frozenset({SERVE})),
     Option("target", str, (), "Dependency to watch: URL[,name=N][,interval=S][,timeout=S]"
-           "[,critical][,expect=200-299][,ca_file=PATH][,lag_warn=BYTES][,lag_fail=BYTES]; "
-           "URL is redis://, rediss://, unix://, http://, https:// or tcp://host:port; "
-           "repeatable (env: space-separated).", frozenset({SERVE}),
-           repeated=True, secret=True),
+           "[,critical][,key=value...]; URL is redis://, rediss://, unix://, "
+           "sentinel://host:port[,host:port...]/MASTER[?password=DATA], http://, https:// or "
+           "tcp://host:port; other keys: expect=200-299 (http), ca_file=PATH (http, redis), "
+           "role=primary|replica (redis), lag_warn=BYTES, lag_fail=BYTES, last_io_warn=S, "
+           "last_io_fail=S (redis, sentinel); repeatable (env: space-separated).",
+           frozenset({SERVE}), repeated=True, secret=True),
     Option("target_interval", float, 5.0, "Seconds between checks of a target without "
            "interval=.", frozenset({SERVE}), minimum=0.1),
     Option("target_timeout", float, 2.0, "Seconds a target check without timeout= may take "

@@ -8,13 +8,21 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v patchelf >/dev/null || need+=(patchelf)
+command -v openssl >/dev/null || need+=(openssl)
 dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
 dpkg -s python3-dev >/dev/null 2>&1 || need+=(python3-dev)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "deps: apt-get install ${need[*]}"
+# promtool, for the tests of deploy/prometheus; the exporters the package recommends are not
+lean=()
+command -v promtool >/dev/null || lean+=(prometheus)
+apt_install() {
+    echo "deps: apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+if [ $((${#need[@]} + ${#lean[@]})) -gt 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
+    [ ${#lean[@]} -eq 0 ] || apt_install --no-install-recommends "${lean[@]}"
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[dev]'

@@ -286,4 +286,9 @@ def silent_port() -> Iterator[int]:
 
 
 # -- watcher (issue 4): real redis-server processes; see tests/watcher_fixtures.py -------------
-from tests.watcher_fixtures import redis_server  # noqa: E402, F401
+from tests.watcher_fixtures import (  # noqa: E402, F401
+    http_server,
+    redis_server,
+    sentinel_server,
+    tls,
+)

@@ -1,25 +1,21 @@
-"""HTTP and TCP targets: statuses, hanging and refusing servers, TLS verification."""
+"""HTTP and TCP targets: statuses and TLS verification (refusing and hanging servers: see
+test_watcher_kinds.py)."""
 
 from __future__ import annotations
 
 import http.server
-import shutil
 import ssl
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from hc.health import Health, Status
 from hc.watcher import Watcher
-from tests.conftest import free_port
-from tests.watcher_fixtures import output, status, until, watch
+from tests.watcher_fixtures import WATCH_FAST, Tls, output, status, until, watch
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 ERROR = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-FAST = {"jitter": 0, "check_interval": 0.1}
 
 
 def run(targets: list[str]) -> Watcher:
@@ -30,7 +26,7 @@ def run(targets: list[str]) -> Watcher:
         seen.append(watcher)
         await until(lambda: all(s.last is not None for s in watcher.states), "every check")
 
-    watch(targets, scenario, **FAST)
+    watch(targets, scenario, **WATCH_FAST)
     return seen[0]
 
 
@@ -47,18 +43,6 @@ def test_an_http_target_passes_on_2xx_and_fails_on_500(
     assert status(watcher, "expected") is Status.PASS
 
 
-def test_a_hanging_http_target_fails_after_its_timeout(silent_port: int) -> None:
-    watcher = run([f"http://127.0.0.1:{silent_port}/,name=hang,timeout=0.3"])
-    assert (status(watcher, "hang"), output(watcher, "hang")) == \
-        (Status.FAIL, "no answer within 0.3s")
-
-
-def test_refused_http_and_tcp_targets_fail_as_refused() -> None:
-    port = free_port()
-    watcher = run([f"http://127.0.0.1:{port}/,name=web", f"tcp://127.0.0.1:{port},name=raw"])
-    assert output(watcher, "web") == output(watcher, "raw") == "connection refused"
-
-
 def test_a_tcp_target_that_accepts_passes_with_its_connect_time(silent_port: int) -> None:
     watcher = run([f"tcp://127.0.0.1:{silent_port},name=db"])
     assert status(watcher, "db") is Status.PASS
@@ -67,17 +51,10 @@ def test_a_tcp_target_that_accepts_passes_with_its_connect_time(silent_port: int
 
 
 @pytest.fixture
-def https_port(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """An HTTPS server on 127.0.0.1 with a self-signed certificate: (port, certificate)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+def https_port(tls: Tls) -> Iterator[int]:
+    """An HTTPS server on 127.0.0.1 with the certificate of `tls`: its port."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(tls.cert, tls.key)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -90,13 +67,13 @@ def https_port(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], cert
+    yield server.server_address[1]
     server.shutdown()
     server.server_close()
 
 
-def test_https_verifies_certificates_unless_given_the_ca(https_port: tuple[int, Path]) -> None:
-    port, cert = https_port
+def test_https_verifies_certificates_unless_given_the_ca(https_port: int, tls: Tls) -> None:
+    port, cert = https_port, tls.ca
     watcher = run([f"https://127.0.0.1:{port}/,name=default",
                    f"https://127.0.0.1:{port}/,name=own-ca,ca_file={cert}",
                    f"https://127.0.0.1:{port}/,name=no-ca,ca_file={cert}.missing"])

@@ -3,6 +3,7 @@ connections and bad credentials. The watcher runs in-process; the servers are su
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -10,10 +11,11 @@ import pytest
 
 from hc.health import Health, Status
 from hc.watcher import Watcher
-from tests.conftest import free_port
 from tests.watcher_fixtures import (
+    WATCH_FAST,
     RedisFactory,
     RedisServer,
+    Tls,
     metric,
     output,
     state,
@@ -24,12 +26,11 @@ from tests.watcher_fixtures import (
 )
 
 PASSWORD = "pw-Redis-7d1f"  # noqa: S105 (the test servers' password)
-FAST = {"jitter": 0, "check_interval": 0.1}
 
 
-def replicate(redis_server: RedisFactory) -> tuple[RedisServer, RedisServer]:
+def replicate(redis_server: RedisFactory, *primary_args: str) -> tuple[RedisServer, RedisServer]:
     """A primary and a replica linked to it, both with PASSWORD."""
-    primary = redis_server("--repl-diskless-sync-delay", "0", password=PASSWORD)
+    primary = redis_server("--repl-diskless-sync-delay", "0", *primary_args, password=PASSWORD)
     replica = redis_server("--replicaof", "127.0.0.1", str(primary.port), password=PASSWORD)
     wait_for(lambda: replica.info("replication")["master_link_status"] == "up", "the link")
     return primary, replica
@@ -55,7 +56,7 @@ def test_a_primary_and_a_replica_publish_role_link_and_lag(redis_server: RedisFa
         assert metric(watcher, "hc_target_up", target="primary", kind="redis") == 1
         assert "primary, 1 replica(s), lag" in output(watcher, "primary")
 
-    watch(pair_targets(primary, replica), scenario, **FAST)
+    watch(pair_targets(primary, replica), scenario, **WATCH_FAST)
 
 
 def test_a_replica_whose_primary_stops_fails_with_its_link_down(
@@ -72,7 +73,7 @@ def test_a_replica_whose_primary_stops_fails_with_its_link_down(
         assert output(watcher, "primary") == "connection refused"
         assert metric(watcher, "hc_target_up", target="primary", kind="redis") == 0
 
-    watch(pair_targets(primary, replica), scenario, **FAST)
+    watch(pair_targets(primary, replica), scenario, **WATCH_FAST)
 
 
 def test_a_replica_promoted_by_replicaof_no_one_is_a_counted_role_change(
@@ -88,8 +89,53 @@ def test_a_replica_promoted_by_replicaof_no_one_is_a_counted_role_change(
         assert metric(watcher, "hc_redis_role_changes_total", target="replica") == 1
         assert metric(watcher, "hc_redis_role_changes_total", target="primary") == 0
 
-    watch(pair_targets(primary, replica), scenario, **FAST)
+    watch(pair_targets(primary, replica), scenario, **WATCH_FAST)
     assert "target replica: role changed from replica to primary" in caplog.text
+
+
+def test_a_node_not_in_its_expected_role_fails_when_critical_and_warns_when_not(
+        redis_server: RedisFactory) -> None:
+    primary, replica = replicate(redis_server)
+    targets = [f"{replica.url},name=must,role=replica,critical,interval=0.2",
+               f"{replica.url},name=may,role=replica,interval=0.2",
+               f"{primary.url},name=primary,role=primary,critical,interval=0.2"]
+
+    def readiness(health: Health) -> dict[str, Status]:
+        return {line.name: line.result.status for line in health.report("readyz").lines}
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: all(status(watcher, n) is Status.PASS for n in
+                                ("must", "may", "primary")), "every node in its role")
+        replica.command("REPLICAOF", "NO", "ONE")
+        await until(lambda: status(watcher, "must") is Status.FAIL, "the role mismatch")
+        await until(lambda: status(watcher, "may") is Status.FAIL, "the role mismatch")
+        assert output(watcher, "must").startswith("expected replica, is primary, 0 replica(s)")
+        lines = readiness(health)
+        assert (lines["target:must"], lines["target:may"], lines["target:primary"]) == \
+            (Status.FAIL, Status.WARN, Status.PASS)
+
+    watch(targets, scenario, **WATCH_FAST)
+
+
+def test_a_replica_whose_primary_is_silent_warns_then_fails_by_its_last_io(
+        redis_server: RedisFactory) -> None:
+    primary, replica = replicate(redis_server, "--repl-ping-replica-period", "1")
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "replica") is Status.PASS, "the replica passing")
+        primary.pause()  # the link stays up (repl-timeout 60 s) but nothing arrives
+        await until(lambda: status(watcher, "replica") is Status.WARN, "a staleness warning")
+        assert output(watcher, "replica").startswith("replica, link up, last I/O 2s ago "
+                                                     "(warn at 2s)")
+        await until(lambda: status(watcher, "replica") is Status.FAIL, "a staleness failure")
+        assert "(fail at 4s)" in output(watcher, "replica")
+        last_io = metric(watcher, "hc_redis_primary_last_io_seconds", target="replica")
+        assert last_io is not None and last_io >= 4
+        primary.resume()
+        await until(lambda: status(watcher, "replica") is Status.PASS, "the replica passing")
+
+    watch([f"{replica.url},name=replica,interval=0.2,last_io_warn=2,last_io_fail=4"],
+          scenario, **WATCH_FAST)
 
 
 def test_replication_lag_past_the_thresholds_warns_then_fails(
@@ -113,25 +159,76 @@ def test_replication_lag_past_the_thresholds_warns_then_fails(
         await until(lambda: status(watcher, "primary") is Status.PASS, "the lag gone")
 
     watch(pair_targets(primary, replica, ",lag_warn=50000,lag_fail=1000000"), scenario,
-          **FAST)
+          **WATCH_FAST)
 
 
-def test_a_connection_idle_past_the_server_timeout_keeps_working(
+def hc_clients(server: RedisServer) -> list[str]:
+    """The ids of the watcher's connections to `server` (CLIENT LIST, name hc-watcher)."""
+    listing = server.command("CLIENT", "LIST")
+    return [fields["id"] for fields in (dict(f.split("=", 1) for f in line.split())
+                                        for line in listing.splitlines())
+            if fields.get("name") == "hc-watcher"]
+
+
+def test_one_connection_outlives_a_server_timeout_shorter_than_the_interval(
         redis_server: RedisFactory) -> None:
-    server = redis_server("--timeout", "2")
-    before = int(server.info("stats")["total_connections_received"])
+    told = redis_server()
+    told.command("CONFIG", "SET", "timeout", "2")
+    untold = redis_server("--timeout", "2", "--rename-command", "CONFIG", "")  # hc cannot ask
+    servers = {"told": told, "untold": untold}
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: all(status(watcher, n) is Status.PASS for n in servers), "checks")
+        first = {name: hc_clients(server) for name, server in servers.items()}
+        assert all(len(ids) == 1 for ids in first.values())
+        await asyncio.sleep(30)  # checks 5 s apart, each server closing connections idle 2 s
+        for name, server in servers.items():
+            assert hc_clients(server) == first[name]
+            assert metric(watcher, "hc_redis_reconnects_total", target=name) == 0
+            assert state(watcher, name).failures == 0
+            assert metric(watcher, "hc_target_check_seconds_count", target=name,
+                          kind="redis") >= 6
+
+    watch([f"{told.url},name=told,interval=5",
+           f"redis://127.0.0.1:{untold.port},name=untold,interval=5"], scenario, **WATCH_FAST)
+
+
+def test_a_server_without_timeout_gets_no_keepalive_pings(redis_server: RedisFactory) -> None:
+    server = redis_server()  # timeout 0: idle connections are never closed
+
+    def pings() -> int:
+        return int(server.info("commandstats").get("cmdstat_ping", {}).get("calls", 0))
 
     def checks(watcher: Watcher) -> float:
-        return metric(watcher, "hc_target_check_seconds_count", target="idle",
+        return metric(watcher, "hc_target_check_seconds_count", target="calm",
                       kind="redis") or 0
 
     async def scenario(watcher: Watcher, health: Health) -> None:
-        await until(lambda: checks(watcher) >= 4, "four checks 5 s apart", timeout=30)
-        assert state(watcher, "idle").failures == 0
+        await until(lambda: status(watcher, "calm") is Status.PASS, "a first check")
+        before = pings(), checks(watcher)
+        await asyncio.sleep(3.5)
+        assert checks(watcher) - before[1] >= 3
+        assert pings() - before[0] == checks(watcher) - before[1]  # one PING a check, no more
 
-    watch([f"{server.url},name=idle,interval=5"], scenario, **FAST)
-    opened = int(server.info("stats")["total_connections_received"]) - before - 1
-    assert opened >= 3  # the server closed the idle connection each time; it was reopened
+    watch([f"{server.url},name=calm,interval=1"], scenario, **WATCH_FAST)
+
+
+def test_a_connection_closed_by_the_server_is_reopened_and_counted(
+        redis_server: RedisFactory, caplog: pytest.LogCaptureFixture) -> None:
+    server = redis_server()
+    caplog.set_level(logging.INFO, "hc.watcher")
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "cut") is Status.PASS, "a first check")
+        (first,) = hc_clients(server)
+        server.command("CLIENT", "KILL", "ID", first)
+        await until(lambda: metric(watcher, "hc_redis_reconnects_total", target="cut") == 1,
+                    "a counted reconnect")
+        assert status(watcher, "cut") is Status.PASS
+        assert hc_clients(server) not in ([], [first])
+
+    watch([f"{server.url},name=cut,interval=0.2"], scenario, **WATCH_FAST)
+    assert "target cut: reconnected" in caplog.text
 
 
 def test_a_wrong_password_is_a_clear_per_target_error(redis_server: RedisFactory) -> None:
@@ -144,35 +241,24 @@ def test_a_wrong_password_is_a_clear_per_target_error(redis_server: RedisFactory
         assert output(watcher, "wrong").startswith("authentication failed: invalid")
         assert output(watcher, "none").startswith("authentication required")
 
-    watch([f"{url},name=wrong", f"{bare},name=none"], scenario, **FAST)
+    watch([f"{url},name=wrong", f"{bare},name=none"], scenario, **WATCH_FAST)
 
 
-def test_redis_down_at_start_fails_then_passes_once_it_is_up(
-        redis_server: RedisFactory) -> None:
-    port = free_port()
-
-    async def scenario(watcher: Watcher, health: Health) -> None:
-        await until(lambda: status(watcher, "late") is Status.FAIL, "a failure")
-        assert output(watcher, "late") == "connection refused"
-        redis_server(port=port)
-        await until(lambda: status(watcher, "late") is Status.PASS, "the target passing")
-
-    watch([f"redis://127.0.0.1:{port},name=late,interval=0.2"], scenario, **FAST)
-
-
-def test_a_hanging_redis_fails_after_its_timeout_and_recovers(
-        redis_server: RedisFactory) -> None:
-    server = redis_server()
+def test_rediss_verifies_the_server_against_the_ca_file(redis_server: RedisFactory,
+                                                         tls: Tls) -> None:
+    server = redis_server(tls=tls)
+    url = f"rediss://127.0.0.1:{server.port}"
 
     async def scenario(watcher: Watcher, health: Health) -> None:
-        await until(lambda: status(watcher, "hung") is Status.PASS, "a first pass")
-        server.pause()
-        await until(lambda: status(watcher, "hung") is Status.FAIL, "a failure")
-        assert output(watcher, "hung") == "no answer within 0.3s"
-        server.resume()
-        await until(lambda: status(watcher, "hung") is Status.PASS, "the target passing")
+        await until(lambda: all(s.last for s in watcher.states), "every check")
+        assert status(watcher, "own-ca") is Status.PASS, output(watcher, "own-ca")
+        assert output(watcher, "own-ca").startswith("primary, 0 replica(s); PING ")
+        for name in ("wrong-ca", "system-ca"):
+            assert status(watcher, name) is Status.FAIL
+            assert output(watcher, name).startswith("TLS certificate not trusted: ")
 
-    watch([f"{server.url},name=hung,interval=0.2,timeout=0.3"], scenario, **FAST)
+    watch([f"{url},name=own-ca,ca_file={tls.ca}", f"{url},name=wrong-ca,ca_file={tls.other_ca}",
+           f"{url},name=system-ca"], scenario, **WATCH_FAST)
 
 
 def test_a_unix_socket_target_with_a_password_passes(redis_server: RedisFactory,
@@ -185,4 +271,4 @@ def test_a_unix_socket_target_with_a_password_passes(redis_server: RedisFactory,
         await until(lambda: status(watcher, "sock") is not None, "a check")
         assert status(watcher, "sock") is Status.PASS, output(watcher, "sock")
 
-    watch([f"unix://:{PASSWORD}@{socket_path},name=sock"], scenario, **FAST)
+    watch([f"unix://:{PASSWORD}@{socket_path},name=sock"], scenario, **WATCH_FAST)

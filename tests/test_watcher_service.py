@@ -14,9 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hc import exits
 from tests.conftest import ServeFactory, Service, free_port, run_hc
-from tests.watcher_fixtures import RedisFactory
+from tests.watcher_fixtures import MASTER, RedisFactory, SentinelFactory
 
 SECRET = "Zq8-hc-secret-41"  # noqa: S105 (the password that must never show)
+SENTINEL_SECRET = "Yk3-hc-sentinel-77"  # noqa: S105 (the sentinels' own, as secret)
 ERROR = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
@@ -124,11 +125,15 @@ def test_a_malformed_target_stops_start_up_with_exit_78(tmp_path: Path) -> None:
 
 
 def test_a_password_never_appears_in_any_output(
-        hc_serve: ServeFactory, redis_server: RedisFactory,
+        hc_serve: ServeFactory, redis_server: RedisFactory, sentinel_server: SentinelFactory,
         raw_server: Callable[[bytes], int], tmp_path: Path) -> None:
     server = redis_server(password=SECRET)
+    sentinel = sentinel_server(server, password=SENTINEL_SECRET)
     web, down = raw_server(ERROR), free_port()
+    sentinels = f"127.0.0.1:{sentinel.port},127.0.0.1:{down}/{MASTER}"
     specs = [
+        f"sentinel://:{SENTINEL_SECRET}@{sentinels}?password={SECRET},name=ha",
+        f"redis+sentinel://:{SENTINEL_SECRET}x@{sentinels},name=ha-wrong",
         f"redis://:{SECRET}@127.0.0.1:{server.port}/0,name=good,interval=0.2",
         f"redis://:{SECRET}x@127.0.0.1:{server.port},name=wrong,interval=0.2",
         f"redis://127.0.0.1:{server.port}?password={SECRET},name=query",
@@ -143,6 +148,9 @@ def test_a_password_never_appears_in_any_output(
     service = hc_serve(*flags, wait="/livez")
     found = wait_checked(service)
     assert (found["good"]["status"], found["query"]["status"]) == ("pass", "pass")
+    assert found["ha"]["status"] == "warn"
+    assert found["ha"]["output"].startswith("1 of 2 sentinels answer")
+    assert found["ha-wrong"]["output"].startswith("no sentinel answers")
     assert found["wrong"]["output"].startswith("authentication failed")
     seen = [service.get(path).text for path in (
         "/livez?verbose", "/readyz?verbose", "/healthz?verbose", "/healthz?format=json",
@@ -157,5 +165,6 @@ def test_a_password_never_appears_in_any_output(
     assert "target wrong" in service.log() and "admin:***@" in service.log()
     assert found["down"]["critical"] and found["down"]["output"] == "connection refused"
     basic = base64.b64encode(f"admin:{SECRET}".encode()).decode()
-    leaks = [text for text in seen if SECRET in text or basic in text]
+    leaks = [text for text in seen if SECRET in text or SENTINEL_SECRET in text
+             or basic in text]
     assert not leaks

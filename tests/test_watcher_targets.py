@@ -3,13 +3,18 @@ per-target errors; passwords never show."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hc.config import SERVE, ConfigError, load
+from hc.config import BY_NAME, SERVE, ConfigError, load
 from hc.watcher import Target, parse_targets
+from hc.watcher._sentinel import Login, SentinelUrl, parse_url
+from hc.watcher._targets import COMMON_KEYS, KINDS
+
+README = Path(__file__).parent.parent / "README.md"
 
 
 def targets(*specs: Any, **env: str) -> list[Target]:
@@ -25,18 +30,19 @@ def test_a_spec_sets_every_field() -> None:
     target = only("http://127.0.0.1:8000/healthz,name=api,interval=3,timeout=0.5,critical,"
                   "expect=200-204,ca_file=/etc/ca.pem")
     assert (target.name, target.kind, target.interval, target.timeout, target.critical,
-            target.expect, target.ca_file, target.error) == \
-        ("api", "http", 3.0, 0.5, True, (200, 204), "/etc/ca.pem", "")
+            dict(target.options), target.error) == \
+        ("api", "http", 3.0, 0.5, True, {"expect": (200, 204), "ca_file": "/etc/ca.pem"}, "")
 
 
 def test_defaults_come_from_the_settings() -> None:
     target = only("redis://127.0.0.1:6379")
-    assert (target.interval, target.timeout, target.critical, target.lag_warn,
-            target.lag_fail) == (5.0, 2.0, False, 16 * 2**20, 0)
-    (tuned,) = parse_targets(load(SERVE, {"target": ["tcp://h:1"], "target_interval": "7",
-                                          "target_timeout": "1", "redis_lag_fail": "9"},
-                                  env={}))
-    assert (tuned.interval, tuned.timeout, tuned.lag_fail) == (7.0, 1.0, 9)
+    assert (target.interval, target.timeout, target.critical) == (5.0, 2.0, False)
+    assert dict(target.options) == {"role": "", "lag_warn": 16 * 2**20, "lag_fail": 0,
+                                    "last_io_warn": 20.0, "last_io_fail": 0.0, "ca_file": ""}
+    tuned, redis = parse_targets(load(SERVE, {"target": ["tcp://h:1", "redis://h"],
+                                              "target_interval": "7", "target_timeout": "1",
+                                              "redis_lag_fail": "9"}, env={}))
+    assert (tuned.interval, tuned.timeout, redis.options["lag_fail"]) == (7.0, 1.0, 9)
 
 
 @pytest.mark.parametrize(("url", "kind", "name"), [
@@ -45,6 +51,8 @@ def test_defaults_come_from_the_settings() -> None:
     ("unix:///run/redis/redis.sock?db=1", "redis", "unix-redis.sock"),
     ("https://api.example/v1/health", "http", "https-api.example-v1-health"),
     ("tcp://[::1]:5432", "tcp", "tcp-::1-5432"),
+    ("sentinel://10.0.0.1,10.0.0.2:26380/mymaster", "sentinel", "sentinel-mymaster"),
+    ("redis+sentinel://:pw@h:26379/cache", "sentinel", "sentinel-cache"),
 ])
 def test_the_scheme_picks_the_kind_and_the_url_a_readable_name(url: str, kind: str,
                                                                name: str) -> None:
@@ -55,10 +63,12 @@ def test_the_scheme_picks_the_kind_and_the_url_a_readable_name(url: str, kind: s
 def test_a_toml_table_has_the_same_keys_as_a_spec(tmp_path: Path) -> None:
     config = tmp_path / "hc.toml"
     config.write_text('[[targets]]\nurl = "redis://127.0.0.1:6379"\nname = "cache"\n'
-                      'critical = true\ninterval = 1\nlag_warn = 10\nexpect = 204\n')
-    (target,) = parse_targets(load(SERVE, {"config": str(config)}, env={}))
-    assert (target.name, target.critical, target.interval, target.lag_warn, target.expect) == \
-        ("cache", True, 1.0, 10, (204, 204))
+                      'critical = true\ninterval = 1\nlag_warn = 10\n'
+                      '[[targets]]\nurl = "https://h/x"\nexpect = 204\n')
+    cache, web = parse_targets(load(SERVE, {"config": str(config)}, env={}))
+    assert (cache.name, cache.critical, cache.interval, cache.options["lag_warn"]) == \
+        ("cache", True, 1.0, 10)
+    assert web.options["expect"] == (204, 204)
 
 
 def test_env_holds_space_separated_specs() -> None:
@@ -76,6 +86,10 @@ def test_env_holds_space_separated_specs() -> None:
     ("http://:8080/", "http:// needs a host"),
     ("redis://127.0.0.1:6379/x", "bad database '/x'"),
     ("unix://", "unix:// needs a socket path"),
+    ("sentinel://h1:26379,h2:26379", "sentinel:// needs the master's name"),
+    ("sentinel://h1:26379,h2:x/mymaster", "bad sentinel address 'h2:x'"),
+    ("sentinel://h1:26379,,h2/mymaster", "bad sentinel address ''"),
+    ("sentinel://h1/a/b", "sentinel:// needs the master's name"),
 ])
 def test_an_unusable_url_is_a_per_target_error(url: str, error: str) -> None:
     target = only(url)
@@ -86,6 +100,13 @@ def test_an_unusable_url_is_a_per_target_error(url: str, error: str) -> None:
     "tcp://h:1,interval=soon",
     "tcp://h:1,interval=0",
     "tcp://h:1,colour=blue",
+    "tcp://h:1,expect=200",
+    "redis://h:1,expect=200",
+    "https://h/,lag_warn=10",
+    "redis://h:1,role=master",
+    "sentinel://h:1/m,role=primary",
+    "sentinel://h:1/m,ca_file=/ca.pem",
+    "redis://h:1,last_io_fail=-1",
     "tcp://h:1,expect=700",
     "tcp://h:1,lag_warn=-1",
     "tcp://h:1,critical=maybe",
@@ -102,6 +123,24 @@ def test_a_malformed_entry_is_a_config_error(entry: Any) -> None:
         targets(entry)
 
 
+def test_a_sentinel_spec_keeps_the_commas_of_its_hosts_and_reads_its_keys() -> None:
+    target = only("sentinel://:s-pw@10.0.0.1,10.0.0.2:26380,[::1]/my%20master?password=d-pw,"
+                  "name=ha,critical,lag_warn=5,last_io_fail=9")
+    assert (target.kind, target.name, target.critical, target.options["lag_warn"],
+            target.options["last_io_fail"], target.error) == ("sentinel", "ha", True, 5, 9.0, "")
+    assert parse_url(target.url) == SentinelUrl(
+        (("10.0.0.1", 26379), ("10.0.0.2", 26380), ("::1", 26379)), "my master",
+        Login("", "s-pw"), Login("", "d-pw"))
+
+
+def test_a_key_of_another_kind_is_refused_naming_the_keys_of_this_kind() -> None:
+    with pytest.raises(ConfigError) as caught:
+        targets("tcp://h:1,expect=200")
+    assert str(caught.value) == ("expect='(not shown)' (from flag --target, target "
+                                 "tcp://h:1): unknown key for tcp targets; expected one of "
+                                 "name, interval, timeout, critical")
+
+
 def test_two_targets_may_not_share_a_name() -> None:
     with pytest.raises(ConfigError, match="distinct name"):
         targets("tcp://127.0.0.1:1", "tcp://127.0.0.1:1")
@@ -114,6 +153,8 @@ def test_two_targets_may_not_share_a_name() -> None:
     "unix://:hunter2-pw@/run/redis.sock",
     "redis://127.0.0.1:6379?password=hunter2-pw",
     "redis://:hunter2%2Dpw@127.0.0.1:6379",
+    "sentinel://:hunter2-pw@127.0.0.1:1,127.0.0.1:2/mymaster",
+    "redis+sentinel://127.0.0.1:1/mymaster?password=hunter2-pw",
 ])
 def test_passwords_are_hidden_in_what_a_target_shows(url: str) -> None:
     target = only(url)
@@ -130,5 +171,29 @@ def test_a_malformed_entry_does_not_quote_its_password() -> None:
         targets("redis://127.0.0.1:6379,password=hunter2-pw")
     with pytest.raises(ConfigError) as caught_four:
         targets("redis://:hun,ter2-pw@127.0.0.1:6379")
-    shown = [str(c.value) for c in (caught, caught_too, caught_three, caught_four)]
+    with pytest.raises(ConfigError) as caught_five:
+        targets("sentinel://:hunter2-pw@h1:1,h2:2/m?password=hunter2-pw,colour=blue")
+    shown = [str(c.value) for c in (caught, caught_too, caught_three, caught_four,
+                                    caught_five)]
     assert not [s for s in shown if "hunter2" in s or "ter2" in s]
+
+
+def test_the_readme_lists_every_target_key_with_its_kinds() -> None:
+    text = README.read_text()
+    table = text[text.index("| key | kinds |"):].split("\n\n")[0].splitlines()[2:]
+    listed: dict[str, set[str]] = {}
+    for row in table:
+        keys, kinds = row.strip("|").split("|")[:2]
+        for key in re.findall(r"`(\w+)`", keys):
+            listed[key] = set(kinds.strip().split(", "))
+    expected = {key: {"all"} for key in COMMON_KEYS}
+    for kind in KINDS.values():
+        for option in kind.keys:
+            expected.setdefault(option.name, set()).add(kind.name)
+    assert listed == expected
+
+
+def test_the_target_help_names_every_key() -> None:
+    text = BY_NAME["target"].help
+    keys = [*COMMON_KEYS, *(o.name for kind in KINDS.values() for o in kind.keys)]
+    assert [key for key in keys if f"{key}=" not in text and key != "critical"] == []

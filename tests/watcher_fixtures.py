@@ -15,12 +15,14 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -36,32 +38,14 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 @dataclass
-class RedisServer:
-    """A `redis-server` subprocess on 127.0.0.1."""
+class Server:
+    """A server subprocess listening on 127.0.0.1:`port`, ended by its PID."""
 
     proc: subprocess.Popen[bytes]
     port: int
-    password: str
-    directory: Path
-
-    @property
-    def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=self.password or None, socket_timeout=5)
-
-    def command(self, *args: str | int | bytes) -> Any:
-        with self.client() as client:
-            return client.execute_command(*args)
-
-    def info(self, section: str) -> dict[str, Any]:
-        with self.client() as client:
-            return dict(client.info(section))
 
     def stop(self) -> None:
-        """End the server by its PID and wait for it."""
+        """End the server by its PID (SIGTERM, SIGKILL after 10 s) and wait for it."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGCONT)
@@ -72,6 +56,12 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(10)
 
+    def kill(self) -> None:
+        """SIGKILL the server by its PID: it ends at once, as in a crash."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
     def pause(self) -> None:
         self.proc.send_signal(signal.SIGSTOP)
 
@@ -79,7 +69,64 @@ class RedisServer:
         self.proc.send_signal(signal.SIGCONT)
 
 
+@dataclass(frozen=True)
+class Tls:
+    """A CA, a server certificate it signed for 127.0.0.1 with its key, and another CA that
+    signed nothing here: made with the openssl CLI."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    other_ca: Path
+
+
+@dataclass
+class RedisServer(Server):
+    """A `redis-server` subprocess on 127.0.0.1 (TLS only, with `tls`)."""
+
+    password: str
+    directory: Path
+    tls: Tls | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        tls: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(self.tls.ca)} if self.tls else {}
+        return redis.Redis("127.0.0.1", self.port, password=self.password or None, socket_timeout=5,
+                           decode_responses=True, **tls)
+
+    def command(self, *args: str | int | bytes) -> Any:
+        with self.client() as client:
+            return client.execute_command(*args)
+
+    def info(self, section: str) -> dict[str, Any]:
+        with self.client() as client:
+            return dict(client.info(section))
+
+
 RedisFactory = Callable[..., RedisServer]
+AnyServer = TypeVar("AnyServer", bound=Server)
+
+
+def quiet(command: list[str]) -> subprocess.Popen[bytes]:
+    """`command` started with no stdin and its output discarded (servers log to files)."""
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def ready(started: list[AnyServer], server: AnyServer, answers: Callable[[], object]) -> AnyServer:
+    """`server`, put among those its fixture stops at teardown, once `answers()` is true."""
+    started.append(server)
+    wait_for(lambda: bool(answers()), f"{type(server).__name__} on port {server.port}")
+    return server
+
+
+WATCH_FAST = {"jitter": 0, "check_interval": 0.1}
+"""Settings of the in-process watcher in tests: checks on time, health results at once."""
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -93,14 +140,41 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15.0) ->
     pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
 
 
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    """Certificates for TLS tests (made once per session)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    directory = tmp_path_factory.mktemp("tls")
+    files = Tls(*(directory / name for name in ("ca.pem", "cert.pem", "key.pem", "other.pem")))
+
+    def run(*args: str | Path) -> None:
+        subprocess.run([openssl, *map(str, args)], check=True, capture_output=True)
+
+    for ca in (files.ca, files.other_ca):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            f"/CN=hc test {ca.stem}", "-keyout", ca.with_suffix(".key"), "-out", ca)
+    request, extensions = directory / "cert.csr", directory / "cert.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                          "authorityKeyIdentifier=keyid,issuer\n")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
+        files.key, "-out", request)
+    run("x509", "-req", "-in", request, "-CA", files.ca, "-CAkey", files.ca.with_suffix(".key"),
+        "-CAcreateserial", "-days", "2", "-extfile", extensions, "-out", files.cert)
+    return files
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisFactory]:
-    """`redis_server(*args, password="", port=None)`: start a server, wait until it answers."""
+    """`redis_server(*args, password="", port=None, tls=None)`: start a server (TLS only on
+    its port with `tls`), wait until it answers."""
     if not os.path.exists(REDIS_SERVER):
         pytest.skip("redis-server is not installed")
     started: list[RedisServer] = []
 
-    def start(*args: str, password: str = "", port: int | None = None) -> RedisServer:
+    def start(*args: str, password: str = "", port: int | None = None,
+              tls: Tls | None = None) -> RedisServer:
         port = port or free_port()
         directory = tmp_path / f"redis-{port}-{len(started)}"
         directory.mkdir()
@@ -109,12 +183,109 @@ def redis_server(tmp_path: Path) -> Iterator[RedisFactory]:
                    "--logfile", str(directory / "redis.log")]
         if password:
             command += ["--requirepass", password, "--masterauth", password]
-        proc = subprocess.Popen([*command, *args], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        server = RedisServer(proc, port, password, directory)
-        started.append(server)
-        wait_for(lambda: bool(server.command("PING")), f"redis-server on port {port}")
-        return server
+        if tls:
+            command += ["--port", "0", "--tls-port", str(port), "--tls-cert-file",
+                        str(tls.cert), "--tls-key-file", str(tls.key), "--tls-ca-cert-file",
+                        str(tls.ca), "--tls-auth-clients", "no"]
+        server = RedisServer(quiet([*command, *args]), port, password, directory, tls)
+        return ready(started, server, lambda: server.command("PING"))
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@dataclass
+class SentinelServer(Server):
+    """A `redis-server --sentinel` subprocess on 127.0.0.1 monitoring `MASTER`."""
+
+    directory: Path
+    password: str = ""
+
+    def command(self, *args: str | int) -> Any:
+        with redis.Redis("127.0.0.1", self.port, password=self.password or None,
+                         socket_timeout=5, decode_responses=True) as client:
+            return client.execute_command(*args)
+
+    def master(self) -> dict[str, str]:
+        """SENTINEL MASTER, as a dict."""
+        reply = self.command("SENTINEL", "MASTER", MASTER)  # redis-py 8 parses it, 5 not
+        pairs = reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2],
+                                                               strict=True))
+        return {str(k): str(v) for k, v in pairs.items()}
+
+    def primary_port(self) -> int:
+        """The port of the primary this sentinel names."""
+        return int(self.master()["port"])
+
+
+MASTER = "mymaster"
+"""The master name the test sentinels monitor."""
+SentinelFactory = Callable[..., SentinelServer]
+
+
+@pytest.fixture
+def sentinel_server(tmp_path: Path) -> Iterator[SentinelFactory]:
+    """`sentinel_server(primary, quorum=1, password="", port=None)`: a sentinel monitoring
+    `primary` as MASTER (with its password), with `password` of its own; waits until it
+    answers. Failover timings are short, for tests."""
+    started: list[SentinelServer] = []
+
+    def start(primary: RedisServer, *, quorum: int = 1, password: str = "",
+              port: int | None = None) -> SentinelServer:
+        port = port or free_port()
+        directory = tmp_path / f"sentinel-{port}"
+        directory.mkdir()
+        lines = [f"port {port}", "bind 127.0.0.1", f"dir {directory}",
+                 f"logfile {directory / 'sentinel.log'}",
+                 f"sentinel monitor {MASTER} 127.0.0.1 {primary.port} {quorum}",
+                 f"sentinel down-after-milliseconds {MASTER} 1000",
+                 f"sentinel failover-timeout {MASTER} 3000"]
+        if primary.password:
+            lines.append(f"sentinel auth-pass {MASTER} {primary.password}")
+        if password:
+            lines += [f"requirepass {password}", f"sentinel sentinel-pass {password}"]
+        config = directory / "sentinel.conf"
+        config.write_text("\n".join(lines) + "\n")
+        sentinel = SentinelServer(quiet([REDIS_SERVER, str(config), "--sentinel"]), port,
+                                  directory, password)
+        return ready(started, sentinel, lambda: sentinel.command("PING"))
+
+    yield start
+    for sentinel in started:
+        sentinel.stop()
+
+
+def settle(sentinels: list[SentinelServer], replicas: int) -> None:
+    """Until every sentinel knows the others and `replicas` replicas."""
+    def settled(sentinel: SentinelServer) -> bool:
+        master = sentinel.master()
+        return (int(master["num-other-sentinels"]) == len(sentinels) - 1
+                and int(master["num-slaves"]) == replicas)
+
+    wait_for(lambda: all(settled(s) for s in sentinels), "the sentinels to settle", 30)
+
+
+HttpFactory = Callable[..., Server]
+
+
+def accepts(port: int) -> bool:
+    """Whether 127.0.0.1:`port` accepts a connection (raises OSError when refused)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[HttpFactory]:
+    """`http_server(port=None)`: Python's `http.server` as a subprocess on 127.0.0.1, answering
+    200 to `GET /`; waits until it accepts connections."""
+    started: list[Server] = []
+
+    def start(port: int | None = None) -> Server:
+        port = port or free_port()
+        server = Server(quiet([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                               "--directory", str(tmp_path), str(port)]), port)
+        return ready(started, server, lambda: accepts(port))
 
     yield start
     for server in started:
@@ -128,6 +299,12 @@ def metrics_of(watcher: Watcher) -> dict[tuple[str, tuple[tuple[str, str], ...]]
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(body.decode())
             for s in family.samples}
+
+
+def families_of(watcher: Watcher) -> set[str]:
+    """The names of the metric families on the watcher's /metrics (counters without _total)."""
+    body, _ = watcher.metrics.render("")
+    return {family.name for family in text_string_to_metric_families(body.decode())}
 
 
 def state(watcher: Watcher, name: str) -> TargetState:

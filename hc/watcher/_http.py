@@ -8,9 +8,10 @@ import time
 
 import httpx
 
+from hc.config import ConfigError, Option
 from hc.health import Status
-from hc.watcher._model import Observation, failed
-from hc.watcher._targets import Target
+from hc.watcher._kind import CA_FILE, Kind, Shared
+from hc.watcher._model import Observation, Prober, Target, Unusable, describe, failed
 
 # httpx logs every request at INFO: one line per target per interval would flood the log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -45,15 +46,16 @@ class HttpClients:
         self._clients.clear()
 
 
-class HttpProber:
+class HttpProber(Prober):
     """GET per check; passes when the status is in the target's `expect` range. The client
     comes from HttpClients, made before the first check (loading CAs blocks ~100 ms)."""
 
     def __init__(self, target: Target, client: httpx.AsyncClient) -> None:
         self.target, self.client = target, client
+        self.expect: tuple[int, int] = target.options["expect"]
 
     async def check(self) -> Observation:
-        low, high = self.target.expect
+        low, high = self.expect
         started = time.monotonic()
         try:  # no timeout of its own: the scheduler ends every check at the target's timeout
             response = await self.client.get(self.target.url, timeout=None)
@@ -66,5 +68,31 @@ class HttpProber:
             return Observation(Status.PASS, f"HTTP {code} in {latency * 1000:.1f} ms", latency)
         return Observation(Status.FAIL, f"HTTP {code}, expected {span}", latency)
 
-    async def close(self) -> None:
-        """The shared clients are closed by their owner."""
+
+class _Statuses(Option):
+    """`expect`: `200-299` or `204`, the HTTP statuses that count as passing."""
+
+    def parse(self, raw: object, source: str) -> tuple[int, int]:
+        low, _, high = str(raw).partition("-")
+        try:
+            span = int(low), int(high or low)
+        except ValueError:
+            span = (0, 0)
+        if not 100 <= span[0] <= span[1] <= 599:
+            raise ConfigError(self.name, raw, source, "expected a status or range like 200-299")
+        return span
+
+
+EXPECT = _Statuses("expect", str, (200, 299), "HTTP statuses that pass: 200-299 or 204.",
+                   frozenset())
+
+
+def _prober(target: Target, shared: Shared) -> Prober:
+    ca_file: str = target.options["ca_file"]
+    try:
+        return HttpProber(target, shared.get(HttpClients).get(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        return Unusable(f"cannot use ca_file {ca_file}: {describe(exc)}")
+
+
+HTTP = Kind("http", ("http", "https"), _prober, keys=(EXPECT, CA_FILE))

@@ -1,14 +1,15 @@
 """Prometheus metrics of the watcher, in a registry of its own (not prometheus-client's global
 one, so embedding hc never mixes its series with the host application's).
 
-Per-target gauges are produced at scrape time from the scheduler's state: a scrape costs one
-pass over the targets and no series outlives what it describes. Label `target` is the target's
-name, never its URL.
+Per-target series are produced at scrape time from the scheduler's state: a scrape costs one
+pass over the targets and no series outlives what it describes. Besides the `hc_target_*`
+series of every target, each kind declares its own (`Kind.series`) and its probers' details
+give their samples. Label `target` is the target's name, never its URL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -22,6 +23,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from hc.health import Status
+from hc.watcher._model import Series
 from hc.watcher._scheduler import TargetState
 
 CHECK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -31,13 +33,14 @@ LATENESS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.
 
 
 class Metrics:
-    """The registry behind /metrics: target and Redis series, check timings, the process."""
+    """The registry behind /metrics: target series, those of the kinds in use, check timings,
+    the process."""
 
-    def __init__(self, states: Sequence[TargetState]) -> None:
+    def __init__(self, states: Sequence[TargetState], series: Iterable[Series] = ()) -> None:
         self.registry = CollectorRegistry()
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             self.registry.register(collector)
-        self.registry.register(_TargetCollector(states))
+        self.registry.register(_TargetCollector(states, series))
         self._check_seconds = Histogram(
             "hc_target_check_seconds", "Time a target check took, timeouts included.",
             ("target", "kind"), buckets=CHECK_BUCKETS, registry=self.registry)
@@ -61,9 +64,15 @@ def _kind(state: TargetState) -> str:
     return state.target.kind or "unknown"
 
 
+def _family(series: Series) -> CounterMetricFamily | GaugeMetricFamily:
+    family = CounterMetricFamily if series.counter else GaugeMetricFamily
+    return family(series.name, series.help, labels=("target", *series.labels))
+
+
 class _TargetCollector(Collector):
-    def __init__(self, states: Sequence[TargetState]) -> None:
+    def __init__(self, states: Sequence[TargetState], series: Iterable[Series]) -> None:
         self.states = states
+        self.series = {s.name: s for s in series}  # kinds may share a series (one family)
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("hc_target_up", "1 when the last check of the target passed or "
@@ -76,21 +85,7 @@ class _TargetCollector(Collector):
         checked = GaugeMetricFamily("hc_target_last_check_timestamp_seconds", "When the last "
                                     "check of the target ended (Unix time).",
                                     labels=("target", "kind"))
-        role = GaugeMetricFamily("hc_redis_role", "1 for the role the Redis target has, 0 for "
-                                 "the other.", labels=("target", "role"))
-        replicas = GaugeMetricFamily("hc_redis_connected_replicas", "Replicas linked to the "
-                                     "Redis primary.", labels=("target",))
-        lag = GaugeMetricFamily("hc_redis_replication_lag_bytes", "The Redis primary's offset "
-                                "minus the lowest offset a linked replica acknowledged.",
-                                labels=("target",))
-        link = GaugeMetricFamily("hc_redis_primary_link_up", "1 when the Redis replica's link "
-                                 "to its primary is up.", labels=("target",))
-        last_io = GaugeMetricFamily("hc_redis_primary_last_io_seconds", "Seconds since the "
-                                    "Redis replica last heard from its primary.",
-                                    labels=("target",))
-        changes = CounterMetricFamily("hc_redis_role_changes", "Role changes (failovers) of "
-                                      "the Redis target seen since the watcher started.",
-                                      labels=("target",))
+        families = {name: _family(series) for name, series in self.series.items()}
         for state in self.states:
             last = state.last
             if last is None:
@@ -100,20 +95,8 @@ class _TargetCollector(Collector):
             failures.add_metric(labels, state.consecutive_failures)
             failed.add_metric(labels, state.failures)
             checked.add_metric(labels, state.checked_at or 0.0)
-            name = [state.target.name]
-            if state.redis is not None:
-                changes.add_metric(name, state.redis.role_changes)
-            info = last.redis
-            if info is None:
-                continue  # no answer this time: nothing current to report
-            for each in ("primary", "replica"):
-                role.add_metric([*name, each], float(info.role == each))
-            if info.role == "primary":
-                replicas.add_metric(name, info.replicas)
-                if info.lag_bytes is not None:
-                    lag.add_metric(name, info.lag_bytes)
-            else:
-                link.add_metric(name, float(bool(info.link_up)))
-                if info.last_io_seconds is not None:
-                    last_io.add_metric(name, info.last_io_seconds)
-        yield from (up, failures, failed, checked, role, replicas, lag, link, last_io, changes)
+            if state.details is None:
+                continue
+            for series, values, value in state.details.samples():
+                families[series.name].add_metric([state.target.name, *values], value)
+        yield from (up, failures, failed, checked, *families.values())

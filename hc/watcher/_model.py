@@ -1,34 +1,51 @@
-"""Plain data shared by the probers and the scheduler: what one check found."""
+"""Plain data shared by the kinds of target and the scheduler: a target, what one check found,
+the metric series a kind reports, and the base of every prober."""
 
 from __future__ import annotations
 
 import errno
 import socket
 import ssl
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+from hc.config import redact_url
 from hc.health import Status
 
 
 @dataclass(frozen=True)
-class RedisInfo:
-    """What `INFO replication` said. Lag is known on a primary (offsets its replicas
-    acknowledged); link and last I/O on a replica."""
+class Target:
+    """One dependency to watch. `url` may hold a password: show `shown`, pass text through
+    `scrub` before it leaves the process."""
 
-    role: str
-    """primary or replica."""
-    replicas: int = 0
-    """Replicas linked to a primary (state online)."""
-    lag_bytes: int | None = None
-    """A primary's offset minus the lowest offset a linked replica acknowledged."""
-    link_up: bool | None = None
-    """A replica's `master_link_status`."""
-    last_io_seconds: float | None = None
-    """Seconds since a replica last heard from its primary."""
-    role_changes: int = 0
-    """Role changes (failovers) seen since the watcher started."""
+    name: str
+    kind: str
+    """The name of its kind (redis, sentinel, http, tcp); empty when the URL cannot be
+    checked (see `error`)."""
+    shown: str
+    """The URL with its passwords hidden."""
+    interval: float
+    timeout: float
+    critical: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """The keys of its kind (e.g. `expect` of http, `role` of redis), defaults filled in."""
+    error: str = ""
+    """Why the URL cannot be checked; the target then fails with this message."""
+    url: str = field(default="", repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def scrub(self, text: str) -> str:
+        """`text` with this target's passwords (plain or URL-encoded) and any URL password
+        hidden: for error messages of libraries that may quote what they were given."""
+        return scrub(text, self.secrets)
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with `secrets` and any URL password hidden."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return redact_url(text)
 
 
 @dataclass(frozen=True)
@@ -39,15 +56,61 @@ class Observation:
     output: str = ""
     latency: float | None = None
     """Seconds the target took to answer (PING, response, connect); None without an answer."""
-    redis: RedisInfo | None = None
 
 
-class Prober(Protocol):
+@dataclass(frozen=True)
+class Series:
+    """A metric family a kind reports besides the generic `hc_target_*` ones. The first label
+    is always `target`; `labels` are the ones after it."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+    counter: bool = False
+
+
+Sample = tuple[Series, tuple[str, ...], float]
+"""One sample of a series: (series, values of its labels after `target`, value)."""
+
+
+class Details(Protocol):
+    """What a kind knows of its target beyond pass/warn/fail (a Redis node's role, the
+    sentinels' view): published on /metrics and /targets."""
+
+    def samples(self) -> Iterable[Sample]:
+        """The samples of the kind's series for this target."""
+        ...
+
+    def as_dict(self) -> dict[str, Any]:
+        """The details as plain data for /targets (JSON)."""
+        ...
+
+
+class Prober:
     """Checks one target; keeps whatever connection it needs between checks."""
 
-    async def check(self) -> Observation: ...
+    async def check(self) -> Observation:
+        """One check; may raise (the scheduler turns that into a failed observation) and is
+        cancelled at the target's timeout."""
+        raise NotImplementedError
 
-    async def close(self) -> None: ...
+    def details(self) -> Details | None:
+        """What the prober knows now, read after each check (timed out ones included)."""
+        return None
+
+    async def close(self) -> None:
+        """Release what the prober holds; nothing by default."""
+
+
+class Unusable(Prober):
+    """The prober of a target that cannot be checked (bad URL, unreadable CA file): it fails,
+    saying why."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    async def check(self) -> Observation:
+        return Observation(Status.FAIL, self.error)
 
 
 def failed(exc: BaseException, prefix: str = "") -> Observation:

@@ -1,119 +1,162 @@
-"""redis://, rediss:// and unix:// targets: PING latency and replication state.
-
-One persistent connection per target. The server closes connections idle past its `timeout`
-setting, and a NAT or firewall may drop them silently; so the connection has TCP keepalive, is
-PINGed before use when idle (`health_check_interval`) and is reopened once, at once, when that
-PING finds it closed. A second failure is the target's failure.
-"""
+"""redis://, rediss:// and unix:// targets: PING latency and replication state, over one
+persistent connection per target (a `Node`: kept open across the server's `timeout`,
+reconnects counted)."""
 
 from __future__ import annotations
 
 import logging
 import re
-import socket
-import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from typing import Any
+from urllib.parse import SplitResult
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
+from hc.config import Option, Settings
 from hc.health import Status
-from hc.watcher._model import Observation, RedisInfo, failed
-from hc.watcher._targets import Target
+from hc.watcher._kind import CA_FILE, Kind, Shared, host_problem, url_words
+from hc.watcher._model import Observation, Prober, Sample, Series, Target, Unusable, describe
+from hc.watcher._node import ERRORS, RECONNECTS, TCP_KEEPALIVE, Node, problem
+from hc.watcher._replication import (
+    CONNECTED_REPLICAS,
+    LAG,
+    LIMIT_KEYS,
+    Limits,
+    Replication,
+    judge,
+    replication,
+)
 
 log = logging.getLogger("hc.watcher")
 
-IDLE_PING = 1.0
-"""Seconds of idleness after which the connection is PINGed before use (redis-py's
-`health_check_interval`): shorter than any sensible server `timeout`."""
-KEEPALIVE = {
-    getattr(socket, name): value
-    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
-    if hasattr(socket, name)
-}
-ROLES = {"master": "primary", "slave": "replica"}
-_REPLICA_KEY = re.compile(r"slave\d+")
+EXPECTED_ROLE = Option("role", str, "", "The role the node must have: primary or replica; a "
+                       "node in the other fails (critical) or warns.", frozenset(),
+                       choices=("primary", "replica"))
+
+ROLE = Series("hc_redis_role", "1 for the role the Redis target has, 0 for the other.",
+              ("role",))
+LINK = Series("hc_redis_primary_link_up", "1 when the Redis replica's link to its primary is "
+              "up.")
+LAST_IO = Series("hc_redis_primary_last_io_seconds", "Seconds since the Redis replica last "
+                 "heard from its primary.")
+ROLE_CHANGES = Series("hc_redis_role_changes", "Role changes (failovers) of the Redis target "
+                      "seen since the watcher started.", counter=True)
 
 
-class RedisProber:
+@dataclass(frozen=True)
+class RedisDetails:
+    """The node's last replication state seen (kept while it does not answer), and the role
+    changes and reconnects seen since the watcher started."""
+
+    replication: Replication | None = None
+    current: bool = False
+    """Whether the last check saw `replication` (False: the node did not answer)."""
+    role_changes: int = 0
+    reconnects: int = 0
+
+    def samples(self) -> Iterator[Sample]:
+        yield ROLE_CHANGES, (), self.role_changes
+        yield RECONNECTS, (), self.reconnects
+        state = self.replication
+        if state is None or not self.current:
+            return  # nothing current to report
+        for role in ("primary", "replica"):
+            yield ROLE, (role,), float(state.role == role)
+        if state.role == "primary":
+            yield CONNECTED_REPLICAS, (), state.replicas
+            if state.lag_bytes is not None:
+                yield LAG, (), state.lag_bytes
+        else:
+            yield LINK, (), float(bool(state.link_up))
+            if state.last_io_seconds is not None:
+                yield LAST_IO, (), state.last_io_seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        seen = asdict(self.replication) if self.replication else {"role": None}
+        return {**seen, "current": self.current, "role_changes": self.role_changes,
+                "reconnects": self.reconnects}
+
+
+class RedisProber(Prober):
     """PING, then `INFO replication`; notices role changes (failovers) between checks."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self.role = ""
-        self.role_changes = 0
+        self.limits = Limits.of(target.options)
+        self.expected: str = target.options["role"]
+        self.seen = RedisDetails()
         options: dict[str, Any] = {}
         if not target.url.lower().startswith("unix:"):
-            options.update(socket_keepalive=True, socket_keepalive_options=KEEPALIVE)
-        if target.ca_file and target.url.lower().startswith("rediss:"):
-            options["ssl_ca_certs"] = target.ca_file
-        # No socket timeouts: the scheduler ends every check at the target's timeout, and
-        # redis-py drops a connection whose command was cancelled.
-        self.client: Redis = Redis.from_url(
-            target.url, single_connection_client=True, health_check_interval=IDLE_PING,
-            retry=Retry(NoBackoff(), 1), client_name="hc-watcher", **options)
+            options.update(socket_keepalive=True, socket_keepalive_options=TCP_KEEPALIVE)
+        ca_file = target.options["ca_file"]
+        if ca_file and target.url.lower().startswith("rediss:"):
+            options["ssl_ca_certs"] = ca_file
+
+        def make(**common: Any) -> Redis:
+            return Redis.from_url(target.url, **common, **options)
+
+        self.node = Node(make, label=f"target {target.name}", timeout=target.timeout)
 
     async def check(self) -> Observation:
+        self.seen = replace(self.seen, current=False)
         try:
-            started = time.monotonic()
-            await self.client.ping()
-            latency = time.monotonic() - started
-            info: dict[str, Any] = await self.client.info("replication")
-        except AuthenticationError as exc:
-            return Observation(Status.FAIL, self._auth_failure(exc))
-        except ResponseError as exc:
-            if str(exc).startswith("NOAUTH"):
-                return Observation(Status.FAIL, self._auth_failure(exc))
-            return failed(exc, "server error: ")
-        except (RedisError, OSError) as exc:
-            return failed(exc)
-        state = self._replication(info)
-        status, words = self._judge(state)
-        return Observation(status, f"{words}; PING {latency * 1000:.1f} ms", latency, state)
+            latency = await self.node.ping()
+            state = replication(await self.node.info("replication"))
+        except ERRORS as exc:
+            return Observation(Status.FAIL, problem(exc, bool(self.target.secrets)))
+        finally:
+            self.seen = replace(self.seen, reconnects=self.node.reconnects)
+        self._note_role(state)
+        status, words = judge(state, self.limits)
+        words = f"{state.role}, {words}" if state.role else words
+        if self.expected and state.role != self.expected:
+            status, words = Status.FAIL, f"expected {self.expected}, is {words}"
+        return Observation(status, f"{words}; PING {latency * 1000:.1f} ms", latency)
 
-    def _auth_failure(self, exc: BaseException) -> str:
-        if not self.target.secrets:
-            return "authentication required: the server wants a password and the URL has none"
-        return f"authentication failed: {' '.join(str(exc).split())}"
+    def details(self) -> RedisDetails:
+        return self.seen
 
-    def _replication(self, info: dict[str, Any]) -> RedisInfo:
-        role = ROLES.get(str(info.get("role")), str(info.get("role")))
-        if self.role and role != self.role:
-            self.role_changes += 1
+    def _note_role(self, state: Replication) -> None:
+        changes = self.seen.role_changes
+        before = self.seen.replication
+        if before is not None and before.role != state.role:
+            changes += 1
             log.warning("target %s: role changed from %s to %s (failover)", self.target.name,
-                        self.role, role)
-        self.role = role
-        if role == "replica":
-            last_io = float(info.get("master_last_io_seconds_ago", -1))
-            return RedisInfo(role, link_up=info.get("master_link_status") == "up",
-                             last_io_seconds=last_io if last_io >= 0 else None,
-                             role_changes=self.role_changes)
-        offset = int(info.get("master_repl_offset", 0))
-        linked = [r for k, r in info.items() if _REPLICA_KEY.fullmatch(k)
-                  and isinstance(r, dict) and r.get("state") == "online"]
-        lag = max((max(0, offset - int(r.get("offset", 0))) for r in linked), default=None)
-        return RedisInfo(role, replicas=len(linked), lag_bytes=lag,
-                         role_changes=self.role_changes)
-
-    def _judge(self, state: RedisInfo) -> tuple[Status, str]:
-        if state.role == "replica":
-            io = "" if state.last_io_seconds is None else \
-                f", last I/O {state.last_io_seconds:g}s ago"
-            if not state.link_up:
-                return Status.FAIL, f"replica, link to primary down{io}"
-            return Status.PASS, f"replica, link up{io}"
-        words = f"{state.role}, {state.replicas} replica(s)"
-        lag = state.lag_bytes
-        if lag is None:
-            return Status.PASS, words
-        words += f", lag {lag} bytes"
-        if self.target.lag_fail and lag >= self.target.lag_fail:
-            return Status.FAIL, f"{words} (fail at {self.target.lag_fail})"
-        if self.target.lag_warn and lag >= self.target.lag_warn:
-            return Status.WARN, f"{words} (warn at {self.target.lag_warn})"
-        return Status.PASS, words
+                        before.role, state.role)
+        self.seen = replace(self.seen, replication=state, current=True, role_changes=changes)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.node.close()
+
+
+def _prober(target: Target, shared: Shared) -> Prober:
+    try:
+        return RedisProber(target)
+    except ValueError as exc:  # redis-py's own URL checks, e.g. ?db=x
+        return Unusable(describe(exc))
+
+
+def _defaults(settings: Settings) -> dict[str, Any]:
+    return {"lag_warn": settings.redis_lag_warn, "lag_fail": settings.redis_lag_fail}
+
+
+def _url_problem(parts: SplitResult) -> str:
+    if parts.scheme.lower() == "unix":
+        return "" if parts.path else "unix:// needs a socket path"
+    problem = host_problem(parts)
+    if not problem and not re.fullmatch(r"/?|/\d+", parts.path):
+        return f"bad database {parts.path!r}; expected /0, /1, ..."
+    return problem
+
+
+def _name_words(parts: SplitResult) -> list[str]:
+    if parts.scheme.lower() == "unix":
+        return ["unix", parts.path.rstrip("/").rpartition("/")[2]]
+    return url_words(parts)
+
+
+REDIS = Kind("redis", ("redis", "rediss", "unix"), _prober,
+             keys=(EXPECTED_ROLE, *LIMIT_KEYS, CA_FILE), defaults=_defaults,
+             url_problem=_url_problem, name_words=_name_words,
+             series=(ROLE, CONNECTED_REPLICAS, LAG, LINK, LAST_IO, ROLE_CHANGES, RECONNECTS))

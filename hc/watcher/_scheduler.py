@@ -20,8 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from hc.health import Status
-from hc.watcher._model import Observation, Prober, RedisInfo, failed
-from hc.watcher._targets import Target
+from hc.watcher._model import Details, Observation, Prober, Target, failed
 
 log = logging.getLogger("hc.watcher")
 
@@ -40,8 +39,9 @@ class TargetState:
     consecutive_failures: int = 0
     failures: int = 0
     """Failed checks since the watcher started."""
-    redis: RedisInfo | None = None
-    """The last replication state seen, kept while the target is down."""
+    details: Details | None = None
+    """What the prober knew after the last check, for kinds that report more (e.g. a Redis
+    node's role)."""
     running: bool = False
 
 
@@ -105,6 +105,7 @@ class Scheduler:
                 observation = await _observe(state.target, prober)
                 duration = time.monotonic() - started
             self._record(state, observation)
+            state.details = prober.details()
             await self._on_result(state, duration, started - due)
         finally:
             state.running = False
@@ -117,8 +118,6 @@ class Scheduler:
         failing = observation.status is Status.FAIL
         state.consecutive_failures = state.consecutive_failures + 1 if failing else 0
         state.failures += failing
-        if observation.redis is not None:
-            state.redis = observation.redis
         if previous is None and observation.status is Status.PASS:
             log.debug("target %s (%s) passes", target.name, target.shown)
         elif previous is None or previous.status is not observation.status:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from hc.health import Status
-from hc.watcher._model import Observation, failed
-from hc.watcher._targets import Target
+from hc.watcher._kind import Kind, Shared, host_problem
+from hc.watcher._model import Observation, Prober, Target, failed
 
 
-class TcpProber:
+class TcpProber(Prober):
     """Opens and closes a connection per check; the connect time is the latency."""
 
     def __init__(self, target: Target) -> None:
@@ -31,5 +31,16 @@ class TcpProber:
             await writer.wait_closed()
         return Observation(Status.PASS, f"connected in {latency * 1000:.1f} ms", latency)
 
-    async def close(self) -> None:
-        """Nothing to close: no connection outlives a check."""
+
+def _url_problem(parts: SplitResult) -> str:
+    problem = host_problem(parts)
+    if not problem and parts.port is None:
+        return "tcp:// needs a port, as in tcp://host:port"
+    return problem
+
+
+def _prober(target: Target, shared: Shared) -> Prober:
+    return TcpProber(target)
+
+
+TCP = Kind("tcp", ("tcp",), _prober, url_problem=_url_problem)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
-import ssl
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,13 +13,11 @@ from hc.config import Settings
 from hc.health import PENDING, CheckFn, Health, Pending, Result, Status
 from hc.server import ASGIApp, respond
 from hc.server._app import Receive, Scope, Send
-from hc.watcher._http import HttpClients, HttpProber
+from hc.watcher._kind import Shared
 from hc.watcher._metrics import Metrics
-from hc.watcher._model import Observation, Prober, describe
-from hc.watcher._redis import RedisProber
+from hc.watcher._model import Prober, Target, Unusable
 from hc.watcher._scheduler import Scheduler, TargetState
-from hc.watcher._targets import Target, parse_targets
-from hc.watcher._tcp import TcpProber
+from hc.watcher._targets import KINDS, parse_targets
 
 log = logging.getLogger("hc.watcher")
 
@@ -43,9 +39,10 @@ class Watcher:
                  jitter: float = 0.1, heartbeat_max_age: float = 10.0) -> None:
         self.health = health
         self.states = [TargetState(t) for t in targets]
-        self._http = HttpClients()
+        self._shared = Shared()
         probers = [self._prober(t) for t in targets]
-        self.metrics = Metrics(self.states)
+        in_use = [KINDS[t.kind] for t in targets if t.kind]
+        self.metrics = Metrics(self.states, [s for kind in in_use for s in kind.series])
         for state in self.states:
             health.add(check_name(state.target), _target_check(state), tags=("ready",),
                        threaded=False, kind=state.target.kind or "target")
@@ -62,18 +59,8 @@ class Watcher:
 
     def _prober(self, target: Target) -> Prober:
         if target.error:
-            return _Unusable(target.error)
-        if target.kind == "redis":
-            try:
-                return RedisProber(target)
-            except ValueError as exc:  # redis-py's own URL checks, e.g. ?db=x
-                return _Unusable(describe(exc))
-        if target.kind == "http":
-            try:
-                return HttpProber(target, self._http.get(target.ca_file))
-            except (OSError, ssl.SSLError) as exc:
-                return _Unusable(f"cannot use ca_file {target.ca_file}: {describe(exc)}")
-        return TcpProber(target)
+            return Unusable(target.error)
+        return KINDS[target.kind].prober(target, self._shared)
 
     def routes(self) -> dict[str, ASGIApp]:
         """`/metrics` (Prometheus text) and `/targets` (JSON), for HealthApp(routes=...)."""
@@ -94,7 +81,7 @@ class Watcher:
         closing = [prober.close() for _, prober in self.scheduler.jobs]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_TIMEOUT):
-                await asyncio.gather(*closing, self._http.close(), return_exceptions=True)
+                await asyncio.gather(*closing, self._shared.close(), return_exceptions=True)
 
     async def _on_result(self, state: TargetState, duration: float, lateness: float) -> None:
         self.metrics.observe(state, duration, lateness)
@@ -139,17 +126,28 @@ def as_dict(state: TargetState) -> dict[str, Any]:
     item: dict[str, Any] = {
         "name": target.name, "kind": target.kind or None, "url": target.shown,
         "critical": target.critical, "interval": target.interval, "timeout": target.timeout,
+        "options": dict(target.options),
         "status": last.status.value if last else "pending",
         "output": last.output if last else "",
         "latency_seconds": last.latency if last else None,
         "consecutive_failures": state.consecutive_failures, "failures": state.failures,
         "checked_at": state.checked_at,
     }
-    if target.kind == "redis":
-        current = last is not None and last.redis is not None
-        item["redis"] = None if state.redis is None else \
-            {**dataclasses.asdict(state.redis), "current": current}
+    if state.details is not None:
+        item[target.kind] = _scrubbed(state.details.as_dict(), target)
     return item
+
+
+def _scrubbed(value: Any, target: Target) -> Any:
+    """`value` with the target's passwords hidden in every string: details quote errors, as
+    outputs do."""
+    if isinstance(value, str):
+        return target.scrub(value)
+    if isinstance(value, dict):
+        return {key: _scrubbed(item, target) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(item, target) for item in value]
+    return value
 
 
 async def _readable(scope: Scope, send: Send) -> bool:
@@ -157,16 +155,3 @@ async def _readable(scope: Scope, send: Send) -> bool:
         return True
     await respond(send, 405, b"method not allowed\n", "text/plain; charset=utf-8")
     return False
-
-
-class _Unusable:
-    """The prober of a target whose URL cannot be checked: it fails, saying why."""
-
-    def __init__(self, error: str) -> None:
-        self.error = error
-
-    async def check(self) -> Observation:
-        return Observation(Status.FAIL, self.error)
-
-    async def close(self) -> None:
-        """Nothing to close."""
