@@ -31,7 +31,7 @@ def _stop_while_starting(signum: int, frame: object) -> None:
 
 def _interrupt_probe(signum: int, frame: object) -> None:
     """`hc healthcheck` interrupted (Ctrl-C, a kill): one line and unhealthy, no traceback."""
-    os.write(2, f"unhealthy: probe interrupted by {signal.Signals(signum).name}\n".encode())
+    os.write(1, f"unhealthy: probe interrupted by {signal.Signals(signum).name}\n".encode())
     os._exit(exits.FAILURE)
 
 

@@ -16,7 +16,19 @@ import typer
 from typer.core import TyperCommand
 
 from hc import __version__, exits, state
-from hc.config import EVERY, PROBE, SERVE, ConfigError, Option, describe, load, options_for
+from hc.config import (
+    EVERY,
+    PROBE,
+    SERVE,
+    ConfigError,
+    Option,
+    UsageError,
+    as_json,
+    as_toml,
+    load,
+    options_for,
+    unknown_env,
+)
 
 EXIT_CODES = f"""
 Exit codes: serve {exits.OK} clean stop, {exits.FAILURE} runtime failure, {exits.USAGE} bad
@@ -64,14 +76,18 @@ def _parameter(option: Option) -> inspect.Parameter:
                              annotation=Annotated[kind, info])
 
 
-def _command(command: str, body: Callable[[dict[str, Any]], int]) -> Callable[..., None]:
-    """A Typer command whose parameters are the options of `command`."""
+def _command(command: str, body: Callable[[dict[str, Any]], int],
+             extra: tuple[inspect.Parameter, ...] = ()) -> Callable[..., None]:
+    """A Typer command whose parameters are the options of `command` (minus those an `extra`
+    parameter of the same name replaces)."""
     def handler(**flags: Any) -> None:
         code = body({k: v for k, v in flags.items() if v is not None})
         if code:
             raise typer.Exit(code)
 
-    parameters = [_parameter(o) for o in options_for(command)]
+    replaced = {p.name for p in extra}
+    parameters = [_parameter(o) for o in options_for(command) if o.name not in replaced]
+    parameters += extra
     handler.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     handler.__annotations__ = {p.name: p.annotation for p in parameters}
     return handler
@@ -82,11 +98,17 @@ def _fail(command: str, message: str, code: int) -> int:
     return code
 
 
+def _warn_unknown_env(command: str) -> None:
+    for warning in unknown_env():
+        sys.stderr.write(f"hc {command}: warning: {warning}\n")
+
+
 def _serve(flags: dict[str, Any]) -> int:
     try:
         settings = load(SERVE, flags)
     except ConfigError as exc:
         return _fail("serve", f"config error: {exc}", exits.CONFIG)
+    _warn_unknown_env("serve")
     # Imported here, not at the top: `hc config`, `--version` and `--help` need none of uvicorn.
     from hc import service
     from hc.server import ListenError
@@ -104,19 +126,32 @@ def _healthcheck(flags: dict[str, Any]) -> int:
 
     try:
         settings = load(PROBE, flags)
+        probe.check_usage(settings)
+    except UsageError as exc:
+        return _fail("healthcheck", f"{exc} (see hc healthcheck --help)", exits.FAILURE)
     except ConfigError as exc:
         return _fail("healthcheck", f"config error: {exc}", exits.FAILURE)
     return probe.run(settings)
 
 
 def _config(flags: dict[str, Any]) -> int:
+    # `--json` of `hc config` picks the output format; the probe's json setting still comes
+    # from HC_JSON or the file.
+    output = as_json if flags.pop("json", False) else as_toml
     try:
         settings = load(EVERY, flags)
     except ConfigError as exc:
         return _fail("config", f"config error: {exc}", exits.CONFIG)
-    for line in describe(settings):
-        print(line)
+    _warn_unknown_env("config")
+    print(output(settings))
     return exits.OK
+
+
+CONFIG_FORMAT = inspect.Parameter(
+    "json", inspect.Parameter.KEYWORD_ONLY, default=None,
+    annotation=Annotated[bool | None, typer.Option(
+        "--json", help="Print JSON ({name: {value, source}}) instead of TOML lines.",
+        show_default=False)])
 
 
 class ProbeCommand(TyperCommand):
@@ -141,8 +176,9 @@ app.command("serve", help="Run the dependency watcher with /livez /readyz /healt
             f" Exits {exits.OK} on SIGTERM/SIGINT after draining, {exits.CONFIG} on bad "
             "config.")(_command(SERVE, _serve))
 add_healthcheck(app)
-app.command("config", help="Print the effective settings and where each came from "
-            "(secrets redacted).")(_command(EVERY, _config))
+app.command("config", help="Print the effective settings as TOML lines for the file given by "
+            "--config, each with where it came from (secrets hidden as ***); --json for "
+            "JSON.")(_command(EVERY, _config, (CONFIG_FORMAT,)))
 
 
 def _version(value: bool) -> None:
@@ -159,6 +195,16 @@ def _root(
     """Run a service and health-check it from inside a FROM scratch image."""
 
 
+def _command_name(ctx: Any) -> str:
+    """`hc <command>` of a usage error: from Click's context when it has the subcommand's, else
+    from the command line (Click reports a flag's missing value with no context)."""
+    if ctx is not None and ctx.parent is not None:
+        return f"hc {ctx.info_name}"
+    commands = {command.name for command in app.registered_commands}
+    named = next((word for word in sys.argv[1:] if word in commands), None)
+    return f"hc {named}" if named else "hc"
+
+
 def run() -> None:
     """Run the app; a bad command line gets one line on stderr (not Click's usage block)."""
     try:
@@ -168,8 +214,7 @@ def run() -> None:
         if "\n" in message:  # the help page, for a bare `hc`
             sys.stderr.write(message + "\n")
         else:
-            ctx = getattr(exc, "ctx", None)
-            command = f"hc {ctx.info_name}" if ctx is not None and ctx.parent else "hc"
+            command = _command_name(getattr(exc, "ctx", None))
             sys.stderr.write(f"{command}: {message.rstrip('.')} (see {command} --help)\n")
         code = exc.exit_code
     sys.exit(code)

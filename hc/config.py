@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 import os
 
+from hc.endpoints import TAGS
+
 TYPE_CHECKING = False  # typing itself costs the probe ~2 ms; mypy reads the block below
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -25,7 +27,6 @@ EVERY = "config"
 """`hc config` shows every option."""
 BOTH = frozenset({SERVE, PROBE})
 
-MODES = ("live", "ready", "startup")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -79,8 +80,11 @@ class Option:
                 raise ConfigError(self.name, raw, source, "expected a list")
             return tuple(items)
         value = _convert(self, raw, source)
-        if self.choices and value not in self.choices:
-            raise ConfigError(self.name, raw, source, "expected one of " + ", ".join(self.choices))
+        if self.choices:
+            value = value.lower()  # HC_LOG_LEVEL=INFO as well as info
+            if value not in self.choices:
+                raise ConfigError(self.name, raw, source,
+                                  "expected one of " + ", ".join(self.choices))
         if isinstance(value, int | float) and not isinstance(value, bool):
             low, high = self.minimum, self.maximum
             if (low is not None and value < low) or (high is not None and value > high):
@@ -113,7 +117,7 @@ def _convert(option: Option, raw: object, source: str) -> Any:
         if isinstance(raw, str):
             return raw
         raise ConfigError(option.name, raw, source, "expected a string")
-    if isinstance(raw, bool):
+    if isinstance(raw, bool) or (isinstance(raw, str) and not _plain_number(raw)):
         raise ConfigError(option.name, raw, source, f"expected {_range(option)}")
     try:
         if kind is int:
@@ -128,8 +132,21 @@ def _convert(option: Option, raw: object, source: str) -> Any:
     return value
 
 
-def _seconds(name: str, default: float, help: str, commands: frozenset[str] = BOTH) -> Option:
-    return Option(name, float, default, help, commands, minimum=0.0)
+def _plain_number(text: str) -> bool:
+    """Digits as people write them in a config: ASCII only, no `_` separators (Python's int()
+    and float() take `2_0100` and Arabic-Indic digits, which no operator means)."""
+    return text.isascii() and "_" not in text
+
+
+MAX_SECONDS = 86400.0
+"""The longest duration any setting or target key takes: a day. Longer is a typo (`1e308`
+would leave a target pending forever) and is refused."""
+
+
+def seconds(name: str, default: float | None, help: str, commands: frozenset[str], *,
+            minimum: float = 0.0, maximum: float = MAX_SECONDS) -> Option:
+    """An option (or target key) counted in seconds, bounded on both sides."""
+    return Option(name, float, default, help, commands, minimum=minimum, maximum=maximum)
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -142,29 +159,30 @@ OPTIONS: tuple[Option, ...] = (
            BOTH),
     Option("state_dir", str, "", "Directory of the state snapshot read by the probe "
            "(default /dev/shm/hc-<uid>, else <tmp>/hc-<uid>).", BOTH),
-    _seconds("drain_delay", 1.0, "Seconds between SIGTERM (readiness fails) and closing the "
-             "listener.", frozenset({SERVE})),
-    _seconds("shutdown_timeout", 5.0, "Seconds in-flight requests get to finish after the "
-             "listener closes.", frozenset({SERVE})),
-    Option("check_interval", float, 2.0, "Seconds between runs of each health check.",
-           frozenset({SERVE}), minimum=0.05),
-    Option("check_timeout", float, 1.0, "Seconds a health check may run before it counts as "
-           "failed.", frozenset({SERVE}), minimum=0.01),
-    Option("heartbeat_max_age", float, 10.0, "Seconds a loop may go without a heartbeat "
-           "before it counts as stuck.", frozenset({SERVE}), minimum=0.1),
-    _seconds("loop_lag_warn", 0.25, "Event-loop lag (s) that makes the loop check warn.",
-             frozenset({SERVE})),
-    _seconds("loop_lag_fail", 2.0, "Event-loop lag (s) that makes the loop check fail.",
-             frozenset({SERVE})),
+    seconds("drain_delay", 1.0, "Seconds between SIGTERM (readiness fails) and closing the "
+            "listener.", frozenset({SERVE})),
+    seconds("shutdown_timeout", 5.0, "Seconds in-flight requests get to finish after the "
+            "listener closes.", frozenset({SERVE})),
+    seconds("check_interval", 2.0, "Seconds between runs of each health check.",
+            frozenset({SERVE}), minimum=0.05),
+    seconds("check_timeout", 1.0, "Seconds a health check may run before it counts as "
+            "failed.", frozenset({SERVE}), minimum=0.01),
+    seconds("heartbeat_max_age", 10.0, "Seconds a loop may go without a heartbeat before it "
+            "counts as stuck (the watcher's loop beats twice a second: at least 1).",
+            frozenset({SERVE}), minimum=0.1),
+    seconds("loop_lag_warn", 0.25, "Event-loop lag (s) that makes the loop check warn.",
+            frozenset({SERVE})),
+    seconds("loop_lag_fail", 2.0, "Event-loop lag (s) that makes the loop check fail.",
+            frozenset({SERVE})),
     Option("rss_warn_mb", int, 0, "Resident memory (MiB) that makes the memory check warn; "
            "0 turns it off.", frozenset({SERVE}), minimum=0),
     Option("rss_fail_mb", int, 0, "Resident memory (MiB) that makes the memory check fail; "
            "0 turns it off.", frozenset({SERVE}), minimum=0),
-    Option("state_interval", float, 2.0, "Seconds between state snapshot writes (also "
-           "written on every change).", frozenset({SERVE}), minimum=0.1, maximum=60.0),
-    _seconds("sweep_age", 120.0, "Seconds after which the single-file binary's dirs in the temp "
-             "dir that no process uses are removed: left by a run killed while unpacking, or "
-             "of another build (static binary only); 0 turns it off.", frozenset({SERVE})),
+    seconds("state_interval", 2.0, "Seconds between state snapshot writes (also written on "
+            "every change).", frozenset({SERVE}), minimum=0.1, maximum=60.0),
+    seconds("sweep_age", 120.0, "Seconds after which the single-file binary's dirs in the temp "
+            "dir that no process uses are removed: left by a run killed while unpacking, or "
+            "of another build (static binary only); 0 turns it off.", frozenset({SERVE})),
     Option("log_level", str, "info", "Log level.", frozenset({SERVE}), choices=LOG_LEVELS),
     Option("access_log", bool, False, "Log HTTP requests (probe paths are never logged).",
            frozenset({SERVE})),
@@ -175,10 +193,10 @@ OPTIONS: tuple[Option, ...] = (
            "role=primary|replica (redis), lag_warn=BYTES, lag_fail=BYTES, last_io_warn=S, "
            "last_io_fail=S (redis, sentinel); repeatable (env: space-separated).",
            frozenset({SERVE}), repeated=True, secret=True),
-    Option("target_interval", float, 5.0, "Seconds between checks of a target without "
-           "interval=.", frozenset({SERVE}), minimum=0.1),
-    Option("target_timeout", float, 2.0, "Seconds a target check without timeout= may take "
-           "before it fails.", frozenset({SERVE}), minimum=0.01),
+    seconds("target_interval", 5.0, "Seconds between checks of a target without interval=.",
+            frozenset({SERVE}), minimum=0.1),
+    seconds("target_timeout", 2.0, "Seconds a target check without timeout= may take before "
+            "it fails.", frozenset({SERVE}), minimum=0.01),
     Option("max_concurrency", int, 32, "Target checks that may run at the same time.",
            frozenset({SERVE}), minimum=1, maximum=10000),
     Option("jitter", float, 0.1, "Fraction of its interval by which each target check is "
@@ -191,15 +209,17 @@ OPTIONS: tuple[Option, ...] = (
            "target fails, unless lag_fail= is given; 0 turns it off.", frozenset({SERVE}),
            minimum=0),
     Option("mode", str, "ready", "Which health to probe: live, ready or startup.",
-           frozenset({PROBE}), choices=MODES),
-    Option("timeout", float, 3.0, "Total seconds the probe may take; it never overruns.",
-           frozenset({PROBE}), minimum=0.1, maximum=60.0),
+           frozenset({PROBE}), choices=TAGS),
+    seconds("timeout", 3.0, "Total seconds the probe may take, counted from its start (the "
+            "binary's own start-up, ~30 ms, comes before); it never overruns.",
+            frozenset({PROBE}), minimum=0.1, maximum=60.0),
     Option("verbose", bool, False, "Print the URL, HTTP status, time, state age and one line "
            "per check.", frozenset({PROBE})),
     Option("json", bool, False, "Print the result as application/health+json.",
            frozenset({PROBE})),
     Option("url", str, "", "Probe this URL instead of the own service (skips the state "
-           "snapshot).", frozenset({PROBE})),
+           "snapshot); http:// only, no credentials; not with --mode or --uds.",
+           frozenset({PROBE}), secret=True),
 )
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
@@ -258,12 +278,14 @@ class Settings:
         return f"Settings({', '.join(f'{o.name}={getattr(self, o.name)!r}' for o in OPTIONS)})"
 
     def redacted(self) -> dict[str, Any]:
-        """Settings as plain data with secrets (passwords in target URLs) hidden."""
+        """Settings as plain data with secrets (passwords in URLs) hidden."""
         out: dict[str, Any] = {}
         for option in OPTIONS:
             value = getattr(self, option.name)
-            if option.secret:
+            if option.secret and option.repeated:
                 value = [redact_url(v) if isinstance(v, str) else _redact_table(v) for v in value]
+            elif option.secret:
+                value = redact_url(value)
             out[option.name] = value
         return out
 
@@ -275,30 +297,56 @@ def _redact_table(value: object) -> object:
     return value
 
 
-_USERINFO = r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*):[^/@\s]*@"
-_PASSWORD_PARAM = r"(?i)(?P<head>[?&]password=)[^&\s)\]'\"]*"  # noqa: S105 (a pattern)
+_USERINFO = r"(?P<head>(?:[A-Za-z][A-Za-z0-9+.-]*)?://[^/@\s:'\"\[\]]*):\S*@"
+"""`scheme://user:` up to the *last* `@` of the word: a password may hold a raw `@`, `/`, `#` or
+`?` (an invalid URL, but one users write), and none of it may show."""
+_PASSWORD_PARAM = r"(?i)(?P<head>[?&]password=)[^&\s,)\]'\"]*"  # noqa: S105 (a pattern)
+"""`?password=` up to the next parameter, space, quote, bracket or comma: a comma ends it, since
+in a target spec a comma separates keys (one inside the URL is written %2C)."""
 
 
 def redact_url(text: str) -> str:
     """Hide passwords in `scheme://user:password@host` and `?password=` found in text."""
     import re  # here, not at the top: the probe never redacts and `re` would cost it ~2 ms
 
-    text = re.sub(_USERINFO, r"\g<head>:***@", text)
-    return re.sub(_PASSWORD_PARAM, r"\g<head>***", text)
+    # Parameters first: a `?password=` value holding an `@` must not pass for the end of a
+    # userinfo.
+    text = re.sub(_PASSWORD_PARAM, r"\g<head>***", text)
+    return re.sub(_USERINFO, r"\g<head>:***@", text)
 
 
-def _read_file(path: str) -> dict[str, Any]:
+def _read_file(path: str, source: str) -> dict[str, Any]:
     import tomllib  # only when a file is given: it costs the probe ~5 ms
 
-    source = "--config/HC_CONFIG"
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
     except OSError as exc:
         raise ConfigError("config", path, source, f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config", path, source, f"not UTF-8 text (byte "
+                          f"{exc.object[exc.start]:#04x} at offset {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", path, source, f"invalid TOML: {exc}") from None
     return data
+
+
+def _file_values(path: str, source: str) -> Iterable[tuple[Option, str, object]]:
+    """(option, key as written, raw value) of each key of the file, refusing unknown keys and
+    keys that name the same setting twice (`log_level` and `log-level`, `target` and
+    `[[targets]]`): one of them would be dropped without a word."""
+    seen: dict[str, str] = {}
+    for key, raw in _read_file(path, source).items():
+        name = key.replace("-", "_")
+        if name == "targets":
+            name = "target"
+        if name not in BY_NAME or name == "config":
+            raise ConfigError(key, raw, path, "unknown key; see `hc config --help`")
+        if name in seen:
+            raise ConfigError(key, raw, path, f"sets {name} again, as {seen[name]!r} does; "
+                              "keep one of them")
+        seen[name] = key
+        yield BY_NAME[name], key, raw
 
 
 def load(
@@ -317,17 +365,14 @@ def load(
     sources: dict[str, str] = {}
     allowed = options_for(command)
 
-    config_path = flags.get("config") or env.get(BY_NAME["config"].env, "")
+    config = BY_NAME["config"]
+    config_path, config_source = flags.get("config"), f"flag {config.flag}"
+    if not config_path:
+        config_path, config_source = env.get(config.env, ""), f"env {config.env}"
     if config_path:
-        file_values = _read_file(config_path)
-        known = {o.name for o in OPTIONS}
-        for key, raw in file_values.items():
-            name = key.replace("-", "_")
-            if name == "targets":
-                name = "target"
-            if name not in known or name == "config":
-                raise ConfigError(key, raw, config_path, "unknown key; see `hc config --help`")
-            _set(values, sources, BY_NAME[name], raw, f"file {config_path}")
+        sources["config"] = config_source
+        for option, _, raw in _file_values(config_path, config_source):
+            _set(values, sources, option, raw, f"file {config_path}")
     for option in allowed:
         if option.env in env:
             _set(values, sources, option, env[option.env], f"env {option.env}")
@@ -347,14 +392,12 @@ def _set(values: dict[str, Any], sources: dict[str, str], option: Option, raw: o
 
 
 def _check_consistency(settings: Settings) -> None:
-    if settings.loop_lag_fail and settings.loop_lag_warn > settings.loop_lag_fail:
-        raise ConfigError("loop_lag_warn", settings.loop_lag_warn,
-                          settings.sources.get("loop_lag_warn", "default"),
-                          "must not exceed loop_lag_fail")
-    if settings.rss_fail_mb and settings.rss_warn_mb > settings.rss_fail_mb:
-        raise ConfigError("rss_warn_mb", settings.rss_warn_mb,
-                          settings.sources.get("rss_warn_mb", "default"),
-                          "must not exceed rss_fail_mb")
+    for warn, fail in (("loop_lag_warn", "loop_lag_fail"), ("rss_warn_mb", "rss_fail_mb")):
+        low, high = getattr(settings, warn), getattr(settings, fail)
+        if high and low > high:
+            raise ConfigError(warn, low, settings.sources.get(warn, "default"),
+                              f"must not exceed {fail}={high!r} (from "
+                              f"{settings.sources.get(fail, 'default')})")
 
 
 def parse_flags(argv: Sequence[str], command: str) -> dict[str, Any]:
@@ -397,7 +440,56 @@ def probe_address(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(host, host)
 
 
-def describe(settings: Settings) -> Iterable[str]:
-    """Lines `name = value  # source` for `hc config`, secrets redacted."""
+def as_toml(settings: Settings) -> str:
+    """The settings as lines a config file takes, `name = value  # where it came from`, with
+    secrets hidden (`***`: put them back before use). `config` itself is a comment: it names
+    the file and is not a key in it."""
+    lines = []
     for name, value in settings.redacted().items():
-        yield f"{name} = {value!r}  # {settings.sources.get(name, 'default')}"
+        line = f"{name} = {_toml(value)}  # {settings.sources.get(name, 'default')}"
+        lines.append(f"# {line}" if name == "config" else line)
+    return "\n".join(lines)
+
+
+def as_json(settings: Settings) -> str:
+    """The settings as JSON, `{name: {"value": ..., "source": ...}}`, secrets hidden."""
+    import json
+
+    return json.dumps({name: {"value": value, "source": settings.sources.get(name, "default")}
+                       for name, value in settings.redacted().items()}, indent=2)
+
+
+def _toml(value: object) -> str:
+    """A TOML value for the types settings hold (a JSON string is a valid TOML basic string)."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(map(_toml, value)) + "]"
+    if isinstance(value, dict):
+        pairs = (f"{k if _bare_key(k) else json.dumps(k)} = {_toml(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
+    return json.dumps(str(value))
+
+
+def _bare_key(key: str) -> bool:
+    return bool(key) and all(c.isascii() and (c.isalnum() or c in "_-") for c in key)
+
+
+def unknown_env(env: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each `HC_*` variable that names no setting, with the closest name that
+    does: a misspelt variable (`HC_TARGETS`) would otherwise be ignored without a word.
+    `HC_<NAME>_FILE` (a setting read from a file) counts as known."""
+    import difflib
+
+    env = os.environ if env is None else env
+    known = [o.env for o in OPTIONS] + [o.env + "_FILE" for o in OPTIONS]
+    warnings = []
+    for name in sorted(n for n in env if n.startswith("HC_") and n not in known):
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(f"unknown environment variable {name} ignored{hint}")
+    return warnings

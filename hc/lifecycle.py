@@ -60,7 +60,7 @@ async def serve(settings: Settings, health: Health, app: ASGIApp,
 
     Raises state.StateError (a config problem) and server.ListenError (a runtime failure).
     """
-    snapshot_path = state.path_for(settings.state_dir, settings.port, settings.uds)
+    snapshot_path = state.path_for(settings.state_dir, settings.host, settings.port, settings.uds)
     state.prepare(snapshot_path)
     sock = bind(settings.host, settings.port, settings.uds)
     server = make_server(app, access_log=settings.access_log,
@@ -139,11 +139,8 @@ class _Publisher:
         self._wake.set()
 
     def write(self) -> None:
-        snapshot = self.health.snapshot()
-        snapshot["written"] = time.monotonic()
-        snapshot["interval"] = self.interval
         try:
-            state.write(self.path, snapshot)
+            state.write(self.path, self.health.snapshot(), time.monotonic(), self.interval)
         except state.StateError as exc:
             log.error("%s", exc)
 

@@ -19,18 +19,33 @@ import sys
 import time
 
 from hc import exits, state
-from hc.config import PROBE, ConfigError, Settings, UsageError, load, parse_flags, probe_address
+from hc.config import (
+    PROBE,
+    ConfigError,
+    Settings,
+    UsageError,
+    load,
+    parse_flags,
+    probe_address,
+    redact_url,
+)
+from hc.endpoints import ENDPOINT_OF_TAG
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+    from hc.state import Snapshot
+
 MAX_RESPONSE = 64 * 1024
 """Bytes of response the probe reads at most; a larger answer is itself a failure."""
-OUTPUT_LIMIT = 4096
+DOCKER_OUTPUT_LIMIT = 4096
 """Docker keeps 4096 bytes of a probe's output in `docker inspect`; we never print more."""
-ENDPOINT_OF_MODE = {"live": "livez", "ready": "readyz", "startup": "startupz"}
 STALE_FACTOR = 3.0
+"""A snapshot older than this many write intervals (plus a second) means the service is stuck."""
+WATCHDOG_GRACE = 0.1
+"""Seconds past `--timeout` after which the watchdog ends a probe stuck where no deadline
+reaches (a DNS lookup): the documented bound of a probe is its timeout plus this."""
 
 
 class Verdict:
@@ -61,28 +76,50 @@ class ProbeError(Exception):
 # -- HTTP ------------------------------------------------------------------------------------
 def _target(settings: Settings) -> tuple[str, str, int, str, str]:
     """(url shown, host, port, unix socket, path) of the endpoint to probe."""
-    endpoint = ENDPOINT_OF_MODE[settings.mode]
+    endpoint = ENDPOINT_OF_TAG[settings.mode]
     if settings.url:
-        from urllib.parse import urlsplit  # only for --url: it costs the default probe ~1 ms
-
-        usage = f"--url {settings.url!r}: expected http://host[:port]/path"
-        try:
-            parts = urlsplit(settings.url)
-            port = parts.port or 80
-        except ValueError:  # a port out of range or a broken IPv6 literal
-            raise ProbeError(usage) from None
-        if parts.scheme != "http" or not parts.hostname:
-            raise ProbeError(usage)
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        return settings.url, parts.hostname, port, "", path
+        host, port, path = parse_url(settings)
+        return settings.url, host, port, "", path
     path = f"/{endpoint}?verbose"
     if settings.uds:
         return f"http+unix://{settings.uds}{path}", "localhost", 0, settings.uds, path
     host = probe_address(settings.host)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{settings.port}{path}", host, settings.port, "", path
+
+
+def parse_url(settings: Settings) -> tuple[str, int, str]:
+    """(host, port, path and query) of `--url`; raises ConfigError naming where it came from:
+    http:// only (the probe speaks plain HTTP/1.0), and no credentials, which it never sends."""
+    from urllib.parse import urlsplit  # only for --url: it costs the default probe ~1 ms
+
+    def refuse(expected: str) -> ConfigError:
+        return ConfigError("url", redact_url(settings.url), settings.sources.get("url", "default"),
+                           expected)
+
+    try:
+        parts = urlsplit(settings.url)
+        port = parts.port or 80
+    except ValueError:  # a port out of range or a broken IPv6 literal
+        raise refuse("expected http://host[:port]/path") from None
+    if parts.scheme != "http" or not parts.hostname:
+        raise refuse("expected http://host[:port]/path")
+    if "@" in parts.netloc:
+        raise refuse("expected no user or password (the probe sends none)")
+    return parts.hostname, port, (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def check_usage(settings: Settings) -> None:
+    """Refuse settings that contradict each other: with `--url`, the probe checks that URL as
+    given, so a `mode` or `uds` set anywhere would be silently ignored. Raises UsageError."""
+    if not settings.url:
+        return
+    parse_url(settings)
+    for name in ("mode", "uds"):
+        if name in settings.sources:
+            raise UsageError(f"url (from {settings.sources['url']}) and {name} (from "
+                             f"{settings.sources[name]}) cannot be combined: a URL is probed "
+                             "as given")
 
 
 def _connect(host: str, port: int, uds: str, deadline: float) -> socket.socket:
@@ -157,33 +194,34 @@ def _parse(data: bytes, url: str) -> tuple[int, bytes]:
 
 
 # -- state snapshot --------------------------------------------------------------------------
-def judge_state(snapshot: dict[str, Any], mode: str, verdict: Verdict) -> None:
+def judge_state(snapshot: Snapshot, mode: str, verdict: Verdict) -> None:
     """Fail the verdict on a stale snapshot, a dead writer, a stale heartbeat, draining
-    (ready only) or a failed check tagged for `mode`."""
-    now = time.monotonic()
-    written = float(snapshot.get("written", 0.0))
-    interval = float(snapshot.get("interval", 2.0))
-    verdict.state_age = now - written
-    if verdict.state_age > STALE_FACTOR * interval + 1.0:
+    (ready only) or a failed check tagged for `mode`.
+
+    A heartbeat's age is judged as of the snapshot's writing (`written - last`), not now: the
+    snapshot is up to `interval` old by design, and its own staleness is judged on its own.
+    Judged now, a max age near the write interval failed healthy services at random.
+    """
+    verdict.state_age = time.monotonic() - snapshot["written"]
+    if verdict.state_age > STALE_FACTOR * snapshot["interval"] + 1.0:
         verdict.fail(f"state snapshot is {verdict.state_age:.1f}s old (service loop stuck?)")
-    pid = int(snapshot.get("pid", 0))
+    pid = snapshot["pid"]
     if pid and not _alive(pid):
         verdict.fail(f"state snapshot was written by pid {pid}, which is gone")
-    if mode == "ready" and snapshot.get("draining"):
+    if mode == "ready" and snapshot["draining"]:
         verdict.fail("service is draining (shutting down)")
-    if mode != "live" and not snapshot.get("first_round_done", False):
+    if mode != "live" and not snapshot["first_round_done"]:
         verdict.fail("service has not finished its first round of checks")
-    for name, beat in sorted(snapshot.get("heartbeats", {}).items()):
-        age = now - float(beat.get("last", 0.0))
-        limit = float(beat.get("max_age", 0.0))
-        tags = snapshot.get("checks", {}).get(f"heartbeat:{name}", {}).get("tags", [mode])
+    checks = snapshot["checks"]
+    for name, beat in sorted(snapshot["heartbeats"].items()):
+        age, limit = snapshot["written"] - beat["last"], beat["max_age"]
+        tags = checks[f"heartbeat:{name}"]["tags"] if f"heartbeat:{name}" in checks else [mode]
         if mode in tags and limit and age > limit:
             verdict.fail(f"heartbeat {name} last beat {age:.1f}s ago (max {limit:g}s)")
-    for name, check in sorted(snapshot.get("checks", {}).items()):
-        if mode in check.get("tags", []) and check.get("status") == "fail" \
-                and not check.get("pending") and not name.startswith("heartbeat:"):
-            output = check.get("output") or "failed"
-            verdict.fail(f"check {name} failed: {output}")
+    for name, check in sorted(checks.items()):
+        if mode in check["tags"] and check["status"] == "fail" and not check["pending"] \
+                and not name.startswith("heartbeat:"):
+            verdict.fail(f"check {name} failed: {check['output'] or 'failed'}")
 
 
 def _alive(pid: int) -> bool:
@@ -197,9 +235,9 @@ def _alive(pid: int) -> bool:
 
 
 # -- the probe -------------------------------------------------------------------------------
-def probe(settings: Settings) -> Verdict:
-    """Run both halves of the probe within `settings.timeout` seconds."""
-    started = time.monotonic()
+def probe(settings: Settings, started: float | None = None) -> Verdict:
+    """Run both halves of the probe within `settings.timeout` seconds of `started` (now)."""
+    started = time.monotonic() if started is None else started
     deadline = started + settings.timeout
     verdict = Verdict()
     accept = "application/health+json" if settings.json else "text/plain"
@@ -213,25 +251,16 @@ def probe(settings: Settings) -> Verdict:
         if not 200 <= status < 300:
             verdict.fail(f"{verdict.url} answered HTTP {status}")
     except ProbeError as exc:
-        verdict.url = verdict.url or _target_url(settings)
+        verdict.url = verdict.url or _target(settings)[0]
         verdict.fail(str(exc))
     if not settings.url:
-        path = state.path_for(settings.state_dir, settings.port, settings.uds)
+        path = state.path_for(settings.state_dir, settings.host, settings.port, settings.uds)
         try:
             judge_state(state.read(path), settings.mode, verdict)
         except state.StateError as exc:
             verdict.fail(str(exc))
-        except (AttributeError, TypeError, ValueError):  # JSON, but not a snapshot's shapes
-            verdict.fail(f"state snapshot {path} has an unknown format")
     verdict.elapsed = time.monotonic() - started
     return verdict
-
-
-def _target_url(settings: Settings) -> str:
-    try:
-        return _target(settings)[0]
-    except ProbeError:
-        return settings.url
 
 
 def _json_body(body: bytes) -> dict[str, Any] | None:
@@ -265,10 +294,10 @@ def render(verdict: Verdict, settings: Settings) -> str:
 def _fit(text: str) -> str:
     """Cut to what Docker keeps (the final newline included), saying how much was cut."""
     data = text.encode()
-    if len(data) < OUTPUT_LIMIT:
+    if len(data) < DOCKER_OUTPUT_LIMIT:
         return text
-    note = f"\n... (output cut to {OUTPUT_LIMIT} bytes)"
-    room = OUTPUT_LIMIT - 1 - len(note.encode())
+    note = f"\n... (output cut to {DOCKER_OUTPUT_LIMIT} bytes)"
+    room = DOCKER_OUTPUT_LIMIT - 1 - len(note.encode())
     return data[:room].decode("utf-8", "ignore").rsplit("\n", 1)[0] + note
 
 
@@ -276,13 +305,13 @@ def _fit_json(body: dict[str, Any]) -> str:
     """JSON that Docker keeps whole: a cut document would not parse, so when too long the
     per-check details go and the output is shortened instead."""
     text = json.dumps(body, separators=(",", ":"))  # ASCII (ensure_ascii): a char is a byte
-    if len(text) < OUTPUT_LIMIT:
+    if len(text) < DOCKER_OUTPUT_LIMIT:
         return text
     output = str(body.get("output", ""))
     slim = {"status": body["status"], "output": output, "checks": {}}
     text = json.dumps(slim, separators=(",", ":"))
-    if len(text) >= OUTPUT_LIMIT:  # each character cut from the output saves a byte or more
-        slim["output"] = output[:len(output) - (len(text) - OUTPUT_LIMIT) - 5] + " ..."
+    if len(text) >= DOCKER_OUTPUT_LIMIT:  # each character cut from the output saves a byte or more
+        slim["output"] = output[:len(output) - (len(text) - DOCKER_OUTPUT_LIMIT) - 5] + " ..."
         text = json.dumps(slim, separators=(",", ":"))
     return text
 
@@ -293,7 +322,7 @@ def _die(prog: str, message: str) -> NoReturn:
     sys.exit(exits.FAILURE)
 
 
-def start_watchdog(seconds: float) -> None:
+def start_watchdog(seconds: float, timeout: float) -> None:
     """End the process with exit 1 once `seconds` have passed, whatever the main thread does.
 
     A bare `_thread` thread, not `threading`: it needs no joining at exit, and `threading`
@@ -301,21 +330,26 @@ def start_watchdog(seconds: float) -> None:
     """
     def expire() -> None:
         time.sleep(seconds)
-        os.write(2, f"unhealthy: probe ran past its {seconds:g}s timeout\n".encode())
+        os.write(1, f"unhealthy: probe ran past its {timeout:g}s timeout\n".encode())
         os._exit(exits.FAILURE)
 
     _thread.start_new_thread(expire, ())
 
 
 def run(settings: Settings) -> int:
-    """Probe with loaded settings, print the result, return the exit code."""
-    start_watchdog(settings.timeout + 0.2)
-    verdict = probe(settings)
+    """Probe with loaded settings, print the result, return the exit code.
+
+    What the probe finds goes to stdout, healthy or not and in every format (plain, --verbose,
+    --json), so `hc healthcheck --json | jq` works either way; stderr carries only mistakes in
+    the probe's own command line or configuration (`hc healthcheck: ...`).
+    """
+    started = time.monotonic()
+    start_watchdog(settings.timeout + WATCHDOG_GRACE, settings.timeout)
+    verdict = probe(settings, started)
     output = render(verdict, settings)
     if output:
-        stream = sys.stdout if verdict.healthy or settings.json else sys.stderr
-        stream.write(output + "\n")
-        stream.flush()
+        sys.stdout.write(output + "\n")
+        sys.stdout.flush()
     return exits.OK if verdict.healthy else exits.FAILURE
 
 
@@ -324,6 +358,7 @@ def main(argv: list[str]) -> int:
     prog = f"hc {PROBE}"
     try:
         settings = load(PROBE, parse_flags(argv, PROBE))
+        check_usage(settings)
     except UsageError as exc:
         _die(prog, f"{exc} (see {prog} --help)")
     except ConfigError as exc:

@@ -12,7 +12,7 @@ command -v openssl >/dev/null || need+=(openssl)
 dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
 dpkg -s python3-dev >/dev/null 2>&1 || need+=(python3-dev)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
-# promtool, for the tests of deploy/prometheus; the exporters the package recommends are not
+# promtool, for the tests of deploy/prometheus (without the exporters the package recommends)
 lean=()
 command -v promtool >/dev/null || lean+=(prometheus)
 apt_install() {

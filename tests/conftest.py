@@ -153,7 +153,7 @@ class Service:
 
     def state_file(self) -> Path:
         """The service's state snapshot (it may not exist yet)."""
-        return Path(state.path_for(str(self.state_dir), self.port, self.uds))
+        return Path(state.path_for(str(self.state_dir), self.host, self.port, self.uds))
 
     def wait_ready(self, path: str = "/readyz", timeout: float = START_TIMEOUT) -> None:
         """Until `path` answers 200 and the state snapshot exists."""

@@ -17,6 +17,7 @@ import pytest
 
 from hc import exits
 from hc.config import PROBE
+from hc.probe import WATCHDOG_GRACE
 from tests.conftest import FAST, ServeFactory, clean_env, free_port
 
 BINARY = Path(__file__).resolve().parent.parent / "dist" / "hc"
@@ -241,3 +242,18 @@ def test_sweeps_unused_dirs_of_killed_unpacking_and_other_builds(
         user.wait(10)
         service.send_signal(signal.SIGTERM)
         service.wait(10)
+
+
+def test_a_probe_of_a_silent_port_ends_within_its_documented_bound(
+        tmpdir_env: dict[str, str], silent_port: int, tmp_path: Path) -> None:
+    """`--timeout` counted from the probe's start, plus WATCHDOG_GRACE at worst, plus the
+    binary's own start-up (tens of milliseconds; a generous 0.3 s here for a noisy machine)."""
+    run_binary("--version", env=tmpdir_env)  # the cache is unpacked: a probe's usual start
+    started = time.monotonic()
+    result = run_binary(PROBE, "--port", str(silent_port), "--state-dir", str(tmp_path),
+                        "--timeout", "1", env=tmpdir_env)
+    elapsed = time.monotonic() - started
+
+    assert result.returncode == exits.FAILURE
+    assert "no answer within the timeout" in result.stdout
+    assert elapsed < 1 + WATCHDOG_GRACE + 0.3

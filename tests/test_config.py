@@ -4,8 +4,11 @@ input met with one line and the documented exit code."""
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hc import exits
-from hc.config import EVERY, OPTIONS, PROBE, SERVE, ConfigError, Option, load, redact_url
+from hc.config import (
+    EVERY,
+    OPTIONS,
+    PROBE,
+    SERVE,
+    ConfigError,
+    Option,
+    load,
+    redact_url,
+    unknown_env,
+)
 from tests.conftest import ServeFactory, free_port, run_hc
 
 
@@ -52,7 +65,7 @@ def test_file_keys_may_use_dashes(toml: Path) -> None:
 def test_file_named_by_env(toml: Path) -> None:
     result = run_hc("config", env={"HC_CONFIG": str(toml)})
 
-    assert config_line(result.stdout, "log_level") == f"log_level = 'debug'  # file {toml}"
+    assert config_line(result.stdout, "log_level") == f'log_level = "debug"  # file {toml}'
 
 
 def test_env_beats_file(toml: Path) -> None:
@@ -78,7 +91,7 @@ def test_config_hides_passwords_in_targets() -> None:
 def test_config_lists_every_option() -> None:
     result = run_hc("config")
 
-    assert [line.split(" = ")[0] for line in result.stdout.splitlines()] == [
+    assert [line.removeprefix("# ").split(" = ")[0] for line in result.stdout.splitlines()] == [
         o.name for o in OPTIONS]
 
 
@@ -163,9 +176,52 @@ BAD_INPUTS = [
     ("probe-unknown-toml-key", ["healthcheck", "--config", "{tmp}/unknown.toml"], {},
      exits.FAILURE, "unknown key"),
     ("serve-huge-toml-number", ["serve", "--config", "{tmp}/huge.toml"], {}, exits.CONFIG,
-     "expected a number >= 0"),
+     "expected a number from 0 to 86400"),
     ("serve-unwritable-state-dir", ["serve", "--state-dir", "{tmp}/a-file/state"], {},
-     exits.CONFIG, "is not writable: Not a directory"),
+     exits.CONFIG, "cannot be created: Not a directory"),
+    # rows of issue 10
+    ("serve-config-not-utf8", ["serve", "--config", "{tmp}/binary.toml"], {}, exits.CONFIG,
+     "config='{tmp}/binary.toml' (from flag --config): not UTF-8 text (byte 0xff at offset 0)"),
+    ("serve-config-not-utf8-from-env", ["serve"], {"HC_CONFIG": "{tmp}/binary.toml"},
+     exits.CONFIG, "(from env HC_CONFIG): not UTF-8 text"),
+    ("probe-config-not-utf8", ["healthcheck", "--config", "{tmp}/binary.toml"], {},
+     exits.FAILURE, "not UTF-8 text"),
+    ("config-config-not-utf8", ["config", "--config", "{tmp}/binary.toml"], {}, exits.CONFIG,
+     "not UTF-8 text"),
+    ("serve-target-interval-too-long", ["serve", "--target", "tcp://127.0.0.1:1,interval=1e308"],
+     {}, exits.CONFIG, "expected a number from 0.1 to 86400"),
+    ("serve-check-interval-too-long", ["serve"], {"HC_CHECK_INTERVAL": "1e308"}, exits.CONFIG,
+     "check_interval='1e308' (from env HC_CHECK_INTERVAL): expected a number from 0.05 to 86400"),
+    ("serve-toml-target-and-targets", ["serve", "--config", "{tmp}/targets.toml"], {},
+     exits.CONFIG, "sets target again, as 'target' does; keep one of them"),
+    ("serve-toml-dashes-and-underscores", ["serve", "--config", "{tmp}/twice.toml"], {},
+     exits.CONFIG, "log-level='info' (from {tmp}/twice.toml): sets log_level again"),
+    ("serve-lag-warn-above-default-fail", ["serve", "--loop-lag-warn", "3"], {}, exits.CONFIG,
+     "loop_lag_warn=3.0 (from flag --loop-lag-warn): must not exceed loop_lag_fail=2.0 "
+     "(from default)"),
+    ("serve-heartbeat-max-age-below-the-beat", ["serve", "--heartbeat-max-age", "0.4"], {},
+     exits.CONFIG, "heartbeat_max_age=0.4 (from flag --heartbeat-max-age): expected at least 1: "
+     "the watcher's loop beats every 0.5 s"),
+    ("serve-state-dir-is-a-file", ["serve", "--state-dir", "{tmp}/a-file"], {}, exits.CONFIG,
+     "state dir {tmp}/a-file is not a directory"),
+    ("serve-state-dir-writable-by-all", ["serve", "--state-dir", "{tmp}/open"], {},
+     exits.CONFIG, "state dir {tmp}/open is writable by others (mode 0777)"),
+    ("serve-port-with-underscore", ["serve"], {"HC_PORT": "2_0100"}, exits.CONFIG,
+     "port='2_0100' (from env HC_PORT): expected an integer from 1 to 65535"),
+    ("serve-port-in-arabic-indic-digits", ["serve"], {"HC_PORT": "\u0662\u0660\u0661"},
+     exits.CONFIG, "(from env HC_PORT): expected an integer from 1 to 65535"),
+    ("serve-flag-without-value", ["serve", "--state-dir", "{tmp}", "--port"], {}, exits.USAGE,
+     "hc serve: Option '--port' requires an argument (see hc serve --help)"),
+    ("probe-url-from-env", ["healthcheck"], {"HC_URL": "https://example.com/"}, exits.FAILURE,
+     "url='https://example.com/' (from env HC_URL): expected http://host[:port]/path"),
+    ("probe-url-with-credentials", ["healthcheck", "--url", "http://ops:s3cret@127.0.0.1:1/"],
+     {}, exits.FAILURE, "url='http://ops:***@127.0.0.1:1/' (from flag --url): expected no "
+     "user or password (the probe sends none)"),
+    ("probe-url-with-mode", ["healthcheck", "--url", "http://127.0.0.1:1/", "--mode", "live"],
+     {}, exits.FAILURE, "url (from flag --url) and mode (from flag --mode) cannot be combined"),
+    ("probe-url-with-uds-from-env", ["healthcheck", "--url", "http://127.0.0.1:1/"],
+     {"HC_UDS": "/run/hc.sock"}, exits.FAILURE,
+     "url (from flag --url) and uds (from env HC_UDS) cannot be combined"),
     ("probe-missing-state-file", ["healthcheck", "--port", "{busy}", "--timeout", "0.5",
                                   "--state-dir", "{tmp}/empty"], {}, exits.FAILURE,
      "is missing (service not running?)"),
@@ -190,6 +246,12 @@ def bad_files(tmp_path: Path) -> Path:
     (tmp_path / "unknown.toml").write_text("colour = 1\n")
     (tmp_path / "huge.toml").write_text(f"drain_delay = {10 ** 400}\n")
     (tmp_path / "a-file").write_text("")
+    (tmp_path / "binary.toml").write_bytes(b"\xff\n")
+    (tmp_path / "targets.toml").write_text('target = ["tcp://127.0.0.1:1"]\n'
+                                           '[[targets]]\nurl = "tcp://127.0.0.1:2"\n')
+    (tmp_path / "twice.toml").write_text('log_level = "debug"\nlog-level = "info"\n')
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open").chmod(0o777)
     return tmp_path
 
 
@@ -207,11 +269,15 @@ def test_bad_input_gives_one_line_and_the_documented_exit_code(
     result = run_hc(*[fill(a) for a in arguments], *state,
                     env={k: fill(v) for k, v in env.items()})
 
-    assert result.returncode == code, result.stderr
-    assert fill(message) in result.stderr
-    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n"), result.stderr
-    assert result.stderr.startswith(("hc serve: ", "hc healthcheck: ", "unhealthy: "))
-    assert result.stdout == ""
+    output = result.stderr + result.stdout
+    assert result.returncode == code, output
+    assert fill(message) in output
+    assert output.count("\n") == 1 and output.endswith("\n"), output
+    if output.startswith("unhealthy: "):  # what the probe found: stdout
+        assert result.stderr == ""
+    else:  # a mistake in the command line or the configuration: stderr
+        assert result.stdout == ""
+        assert output.startswith(("hc serve: ", "hc healthcheck: ", "hc config: "))
 
 
 def test_unknown_flag_of_serve_names_the_flag_not_a_usage_block() -> None:
@@ -308,3 +374,136 @@ def test_redact_hides_any_password_in_a_url(scheme: str, user: str, password: st
     text = f"{around} {scheme}://{user}:{password}@db.internal:1/0 {around}"
 
     assert f":{password}@" not in redact_url(text)
+
+
+# -- `hc config`: TOML for the file, JSON on demand, secrets hidden in both -----------------
+def test_config_prints_toml_that_the_config_file_takes(tmp_path: Path) -> None:
+    result = run_hc("config", "--port", "1234", "--target", "tcp://127.0.0.1:1,name=db",
+                    "--verbose", env={"HC_LOG_LEVEL": "debug"})
+    path = tmp_path / "pasted.toml"
+    path.write_text(result.stdout)
+
+    pasted = load(EVERY, {"config": str(path)}, env={})
+
+    assert result.returncode == exits.OK, result.stderr
+    assert (pasted.port, pasted.target, pasted.verbose, pasted.log_level) == (
+        1234, ("tcp://127.0.0.1:1,name=db",), True, "debug")
+    assert "port = 1234  # flag --port" in result.stdout.splitlines()
+
+
+def test_config_json_gives_every_setting_its_value_and_source() -> None:
+    result = run_hc("config", "--json", "--port", "1234")
+
+    settings = json.loads(result.stdout)
+    assert list(settings) == [o.name for o in OPTIONS]
+    assert settings["port"] == {"value": 1234, "source": "flag --port"}
+    assert settings["json"] == {"value": False, "source": "default"}
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["toml", "json"])
+def test_config_hides_every_part_of_passwords_holding_at_signs(as_json: bool) -> None:
+    result = run_hc("config", *(["--json"] if as_json else []),
+                    "--target", "redis://:p@ssw0rd@127.0.0.1:6379",
+                    "--url", "http://ops:pa@ss@127.0.0.1:1/livez")
+
+    assert result.returncode == exits.OK, result.stderr
+    for fragment in ("p@ss", "ssw0rd", "pa@ss", ":pa"):
+        assert fragment not in result.stdout
+    assert "redis://:***@127.0.0.1:6379" in result.stdout
+    assert "http://ops:***@127.0.0.1:1/livez" in result.stdout
+
+
+@pytest.mark.parametrize("password", ["Xq7/zR9w", "Xq7?zR9w", "Xq7#zR9w", "Xq7@zR9w/Kp4"])
+def test_a_password_with_a_raw_url_delimiter_is_refused_without_showing_it(
+        password: str, tmp_path: Path) -> None:
+    result = run_hc("serve", "--state-dir", str(tmp_path),
+                    "--target", f"redis://:{password}@127.0.0.1:6379")
+
+    assert result.returncode == exits.CONFIG
+    assert "percent-encode it" in result.stderr
+    for fragment in ("Xq7", "zR9w", "Kp4"):
+        assert fragment not in result.stderr
+
+
+def test_redact_keeps_the_text_around_a_password_parameter() -> None:
+    line = "target redis://h/0?password=secret, non-critical)"
+
+    assert redact_url(line) == "target redis://h/0?password=***, non-critical)"
+
+
+def test_an_unknown_hc_variable_is_named_with_the_closest_known_one(
+        hc_serve: ServeFactory) -> None:
+    shown = run_hc("config", env={"HC_TARGETS": "tcp://127.0.0.1:1", "HC_PROT": "1"})
+    service = hc_serve(env={"HC_TARGETS": "tcp://127.0.0.1:1"})
+
+    assert ("hc config: warning: unknown environment variable HC_PROT ignored (did you mean "
+            "HC_PORT?)") in shown.stderr
+    assert "unknown environment variable HC_TARGETS ignored (did you mean HC_TARGET?)" \
+        in shown.stderr
+    assert "HC_TARGETS ignored (did you mean HC_TARGET?)" in service.log()
+
+
+def test_a_setting_read_from_a_file_is_no_unknown_variable() -> None:
+    assert unknown_env({"HC_TARGET_FILE": "/run/secrets/targets", "HC_PORT": "1"}) == []
+
+
+def test_levels_and_modes_are_read_in_any_case() -> None:
+    assert load(SERVE, env={"HC_LOG_LEVEL": "INFO"}).log_level == "info"
+    assert load(PROBE, {"mode": "Live"}, env={}).mode == "live"
+
+
+
+# -- properties: any file, any environment -> a setting or one line and the documented code --
+TOML_VALUES = st.recursive(
+    st.one_of(st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
+              st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.sampled_from(["url", "name", "x"]), inner,
+                                            max_size=2)),
+    max_leaves=5)
+FILE_KEYS = st.sampled_from([*(o.name for o in OPTIONS), *(o.name.replace("_", "-")
+                                                        for o in OPTIONS), "targets", "colour"])
+
+
+def toml_document(values: dict[str, object]) -> str:
+    """A TOML document of `values` (every key at the top, inline tables)."""
+    def value(item: object) -> str:
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        if isinstance(item, int | float):
+            return repr(item)
+        if isinstance(item, list):
+            return "[" + ", ".join(map(value, item)) + "]"
+        if isinstance(item, dict):
+            return "{" + ", ".join(f"{k} = {value(v)}" for k, v in item.items()) + "}"
+        return json.dumps(item)
+    return "".join(f'"{key}" = {value(item)}\n' for key, item in values.items())
+
+
+@settings(deadline=None)  # slow CI machines must not fail on time
+@given(st.dictionaries(FILE_KEYS, TOML_VALUES, max_size=4))
+def test_any_config_file_gives_settings_or_one_config_error(values: dict[str, object]) -> None:
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as handle:
+        handle.write(toml_document(values))
+    try:
+        load(SERVE, {"config": handle.name}, env={})
+    except ConfigError as exc:
+        assert "\n" not in str(exc)
+    finally:
+        os.unlink(handle.name)
+
+
+@settings(deadline=None, max_examples=25)  # each example is a process
+@given(st.dictionaries(st.sampled_from([o.env for o in OPTIONS if o.name != "config"]),
+                       st.text(alphabet=st.characters(blacklist_categories=("Cs",),
+                                                      blacklist_characters="\x00"),
+                               max_size=12), max_size=3))
+def test_hc_config_exits_0_or_78_with_one_line_whatever_the_environment(
+        env: dict[str, str]) -> None:
+    result = run_hc("config", env=env)
+
+    assert result.returncode in (exits.OK, exits.CONFIG), result.stderr
+    assert "Traceback" not in result.stderr
+    if result.returncode == exits.CONFIG:
+        assert result.stderr.startswith("hc config: config error: ")
+        assert result.stderr.count("\n") == 1

@@ -67,7 +67,7 @@ def test_example_stuck_worker_makes_healthcheck_fail_naming_it(example: Example)
         assert time.monotonic() < deadline, "stuck worker never detected"
         time.sleep(0.2)
     assert result.returncode == exits.FAILURE
-    assert "heartbeat worker last beat" in result.stderr
+    assert "heartbeat worker last beat" in result.stdout
 
 
 def test_example_exits_0_after_sigterm(example: Example) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from hc import exits
 from hc.config import PROBE, load
-from hc.probe import MAX_RESPONSE, OUTPUT_LIMIT, ProbeError, Verdict, _parse, render
+from hc.probe import DOCKER_OUTPUT_LIMIT, MAX_RESPONSE, ProbeError, Verdict, _parse, render
 from tests.conftest import RawServer, ServeFactory, free_port, run_hc
 
 SLACK = 0.5
@@ -42,7 +42,7 @@ def test_closed_port_exits_1_without_waiting_for_the_timeout(tmp_path: Path) -> 
                                   "--timeout", "20")
 
     assert result.returncode == exits.FAILURE
-    assert "Connection refused" in result.stderr
+    assert "Connection refused" in result.stdout
     assert elapsed < 10
 
 
@@ -52,7 +52,7 @@ def test_port_that_never_accepts_exits_1_within_the_timeout(silent_port: int,
                                   "--timeout", "1")
 
     assert result.returncode == exits.FAILURE
-    assert "no answer within the timeout" in result.stderr
+    assert "no answer within the timeout" in result.stdout
     assert elapsed < 1 + SLACK
 
 
@@ -67,7 +67,7 @@ def test_stopped_server_exits_1_within_the_timeout(hc_serve: ServeFactory) -> No
         service.send(signal.SIGCONT)
 
     assert result.returncode == exits.FAILURE
-    assert "no answer within the timeout" in result.stderr
+    assert "no answer within the timeout" in result.stdout
     assert elapsed < 1 + SLACK
 
 
@@ -84,8 +84,9 @@ def test_bad_answer_exits_1(raw_server: RawServer, reply: bytes) -> None:
     result = run_hc("healthcheck", "--url", f"http://127.0.0.1:{port}/readyz")
 
     assert result.returncode == exits.FAILURE
-    assert result.stderr.startswith("unhealthy: ")
-    assert result.stderr.count("\n") == 1
+    assert result.stdout.startswith("unhealthy: ")
+    assert result.stdout.count("\n") == 1
+    assert result.stderr == ""
 
 
 def test_url_answering_200_exits_0(raw_server: RawServer) -> None:
@@ -103,7 +104,7 @@ def test_200_on_the_probed_port_without_a_state_snapshot_exits_1(raw_server: Raw
     result = run_hc("healthcheck", "--port", str(port), "--state-dir", str(tmp_path))
 
     assert result.returncode == exits.FAILURE
-    assert "state snapshot" in result.stderr and "missing" in result.stderr
+    assert "state snapshot" in result.stdout and "missing" in result.stdout
 
 
 def test_stuck_worker_exits_1_with_the_reason_in_verbose(hc_serve: ServeFactory) -> None:
@@ -115,8 +116,51 @@ def test_stuck_worker_exits_1_with_the_reason_in_verbose(hc_serve: ServeFactory)
     result = service.healthcheck("--verbose")
 
     assert result.returncode == exits.FAILURE
-    assert "reason: heartbeat worker last beat" in result.stderr
-    assert "[-]heartbeat:worker failed" in result.stderr
+    assert "reason: heartbeat worker last beat" in result.stdout
+    assert "[-]heartbeat:worker failed" in result.stdout
+
+
+def test_a_heartbeat_max_age_near_the_write_interval_never_fails_a_healthy_service(
+        hc_serve: ServeFactory) -> None:
+    """The snapshot is written every 2 s and the watcher's loop beats every 0.5 s: judged at
+    the probe's time, a 1 s max age would fail most probes; judged as of the writing, none."""
+    service = hc_serve("--heartbeat-max-age", "1", env={"HC_STATE_INTERVAL": "2"})
+
+    codes = []
+    for _ in range(12):
+        codes.append(service.healthcheck("--mode", "live").returncode)
+        time.sleep(0.25)
+
+    assert codes == [exits.OK] * 12
+
+
+def test_services_on_two_addresses_with_one_port_keep_their_own_snapshots(
+        hc_serve: ServeFactory, tmp_path: Path) -> None:
+    port, shared = free_port(), tmp_path / "state"
+    first = hc_serve(host="127.0.0.1", port=port, state_dir=shared)
+    second = hc_serve(host="127.0.0.2", port=port, state_dir=shared)
+    second.send(signal.SIGSTOP)  # its snapshot goes stale; the first's must not
+    try:
+        time.sleep(1.5)
+        codes = [first.healthcheck().returncode for _ in range(4)]
+        stale = second.healthcheck("--timeout", "0.5").returncode
+    finally:
+        second.send(signal.SIGCONT)
+
+    assert codes == [exits.OK] * 4
+    assert stale == exits.FAILURE
+    assert first.state_file() != second.state_file()
+
+
+@pytest.mark.parametrize("form", [[], ["--verbose"], ["--json"]], ids=["plain", "verbose", "json"])
+def test_what_the_probe_finds_goes_to_stdout_in_every_form(tmp_path: Path,
+                                                          form: list[str]) -> None:
+    result = run_hc("healthcheck", "--port", str(free_port()), "--state-dir", str(tmp_path),
+                    *form)
+
+    assert result.returncode == exits.FAILURE
+    assert result.stderr == ""
+    assert "Connection refused" in result.stdout
 
 
 @pytest.mark.parametrize("variable", ["http_proxy", "HTTP_PROXY", "https_proxy", "all_proxy",
@@ -156,8 +200,8 @@ def test_verbose_output_fits_docker_with_50_checks(hc_serve: ServeFactory) -> No
     result = service.healthcheck("--verbose")
 
     assert result.returncode == exits.FAILURE
-    assert "dummy-check-with-a-long-name-003 failed" in result.stderr
-    assert len((result.stdout + result.stderr).encode()) <= OUTPUT_LIMIT
+    assert "dummy-check-with-a-long-name-003 failed" in result.stdout
+    assert len((result.stdout + result.stderr).encode()) <= DOCKER_OUTPUT_LIMIT
 
 
 def test_json_output_with_50_checks_parses_and_fits_docker(hc_serve: ServeFactory) -> None:
@@ -166,7 +210,7 @@ def test_json_output_with_50_checks_parses_and_fits_docker(hc_serve: ServeFactor
     result = service.healthcheck("--json")
 
     assert result.returncode == exits.FAILURE
-    assert len(result.stdout.encode()) <= OUTPUT_LIMIT
+    assert len(result.stdout.encode()) <= DOCKER_OUTPUT_LIMIT
     assert json.loads(result.stdout)["status"] == "fail"
 
 
@@ -184,7 +228,8 @@ def test_json_output_of_a_healthy_service_has_status_pass(hc_serve: ServeFactory
 # -- the probe's import budget ----------------------------------------------------------------
 PROBE_IMPORTS = frozenset({
     # hc's probe path
-    "hc", "hc.__main__", "hc.exits", "hc.config", "hc.state", "hc.probe", "__future__",
+    "hc", "hc.__main__", "hc.exits", "hc.config", "hc.endpoints", "hc.state", "hc.probe",
+    "__future__",
     # what it imports: os, math, signal, socket, json, and what those pull in
     "os", "os.path", "posixpath", "genericpath", "stat", "_stat", "math", "signal", "enum",
     "types", "functools", "_functools", "operator", "_operator", "collections",
@@ -276,6 +321,24 @@ def test_rendered_output_always_fits_docker(reasons: list[str], as_json: bool) -
 
     output = render(verdict, settings)
 
-    assert len(output.encode()) + 1 <= OUTPUT_LIMIT  # the newline the probe adds
+    assert len(output.encode()) + 1 <= DOCKER_OUTPUT_LIMIT  # the newline the probe adds
     if as_json:
         assert json.loads(output)["status"] == ("fail" if reasons else "pass")
+
+
+PROBE_WORDS = st.sampled_from(["--port", "--host", "--mode", "--timeout", "--url", "--uds",
+                               "--verbose", "--no-json", "--json", "--config", "--state-dir",
+                               "--bogus", "-h", "x", "1", "0.1", "live", "http://127.0.0.1:1/",
+                               "http://u:p@127.0.0.1:1/", "::1", "", "--port=", "--timeout=1e9"])
+
+
+@settings(deadline=None, max_examples=25)  # each example is a process
+@given(st.lists(PROBE_WORDS, max_size=5))
+def test_the_probe_exits_0_or_1_in_one_line_whatever_its_arguments(words: list[str]) -> None:
+    if {"-h", "--help"} & set(words):
+        words = [w for w in words if w not in ("-h", "--help")]  # Typer's help page, exit 0
+    result = run_hc("healthcheck", "--timeout", "0.5", *words, timeout=10)
+
+    assert result.returncode in (exits.OK, exits.FAILURE)
+    assert "Traceback" not in result.stdout + result.stderr
+    assert (result.stdout + result.stderr).count("\n") <= 1 or "--verbose" in words

@@ -45,7 +45,7 @@ def test_probe_fails_in_ready_mode_and_passes_in_live_mode_during_drain(
 
     ready, live = service.healthcheck(), service.healthcheck("--mode", "live")
     assert ready.returncode == exits.FAILURE
-    assert "draining" in ready.stderr
+    assert "draining" in ready.stdout
     assert live.returncode == exits.OK, live.stderr
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hc.config import BY_NAME, SERVE, ConfigError, load
 from hc.watcher import Target, parse_targets
@@ -197,3 +199,45 @@ def test_the_target_help_names_every_key() -> None:
     text = BY_NAME["target"].help
     keys = [*COMMON_KEYS, *(o.name for kind in KINDS.values() for o in kind.keys)]
     assert [key for key in keys if f"{key}=" not in text and key != "critical"] == []
+
+
+# -- properties: any spec, any password -----------------------------------------------------
+PASSWORDS = st.text(alphabet="abcXYZ0129@/#?:%!$&'()*+;=~._-", min_size=6, max_size=16).filter(
+    lambda p: any(c in "XYZ" for c in p))
+"""Each holds an X, Y or Z, which no key value below does: a value never repeats a password."""
+SCHEMES = st.sampled_from(["redis", "rediss", "sentinel", "http", "https", "tcp", "unix", "ftp",
+                           "redis+sentinel", ""])
+HOSTS = st.sampled_from(["127.0.0.1", "localhost", "[::1]", "", "db.internal", "a..b"])
+PORTS = st.one_of(st.just(""), st.integers(min_value=0, max_value=99999).map(str),
+                  st.sampled_from(["x", "-1", "65536"]))
+KEYS = st.lists(st.tuples(st.sampled_from([*COMMON_KEYS, "expect", "ca_file", "role",
+                                           "lag_warn", "last_io_fail", "colour", ""]),
+                          st.text(alphabet="0129.e-xyz/", max_size=6)), max_size=3)
+
+
+@st.composite
+def specs_with_passwords(draw: st.DrawFn) -> tuple[str, str]:
+    """(a target spec of any shape, the password it holds in its userinfo or ?password=)."""
+    scheme, password, host, port = draw(SCHEMES), draw(PASSWORDS), draw(HOSTS), draw(PORTS)
+    path = draw(st.sampled_from(["", "/0", "/mymaster", "/x?y=1"]))
+    netloc = f"{host}:{port}" if port else host
+    if draw(st.booleans()):
+        url = f"{scheme}://{netloc}{path}{'&' if '?' in path else '?'}password={password}"
+    else:
+        url = f"{scheme}://:{password}@{netloc}{path}"
+    return ",".join([url, *(f"{k}={v}" for k, v in draw(KEYS))]), password
+
+
+@settings(deadline=None, max_examples=300)  # slow CI machines must not fail on time
+@given(specs_with_passwords())
+def test_any_spec_gives_a_target_or_a_config_error_never_showing_the_password(
+        case: tuple[str, str]) -> None:
+    spec, password = case
+    try:
+        parsed = targets(spec)
+    except ConfigError as exc:
+        assert "\n" not in str(exc)
+        shown = str(exc)
+    else:
+        shown = " ".join(f"{t.name} {t.shown} {t.error} {dict(t.options)}" for t in parsed)
+    assert password not in shown

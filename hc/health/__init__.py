@@ -14,12 +14,22 @@
 Checks run in the background (`await health.run()`); `health.report("readyz")` reads the cache.
 """
 
+from hc.endpoints import ENDPOINTS, TAGS
 from hc.health._builtin import LoopLag, MemoryLimit, rss_bytes
-from hc.health._model import PENDING, TAGS, Line, Pending, Report, Result, Status
-from hc.health._registry import ENDPOINTS, CheckFn, Health, Heartbeat
+from hc.health._model import (
+    CHECK_OUTPUT_LIMIT,
+    PENDING,
+    Line,
+    Pending,
+    Report,
+    Result,
+    Status,
+)
+from hc.health._registry import CheckFn, Health, Heartbeat
 from hc.health._render import JSON_TYPE, as_dict, as_json, line_text, text
 
 __all__ = [
+    "CHECK_OUTPUT_LIMIT",
     "ENDPOINTS",
     "JSON_TYPE",
     "PENDING",

@@ -32,8 +32,9 @@ class Pending(enum.Enum):
 
 PENDING = Pending.PENDING
 
-TAGS = ("live", "ready", "startup")
-"""A check tagged `live` feeds /livez, `ready` feeds /readyz, `startup` feeds /startupz."""
+CHECK_OUTPUT_LIMIT = 200
+"""Characters of a check's output that are kept: in reports, the state snapshot and a watched
+target's reason (a probe's whole output must fit the 4096 bytes Docker keeps)."""
 
 
 @dataclass(frozen=True)

@@ -15,17 +15,19 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from hc.health._model import TAGS, Line, Pending, Report, Result, Status
+from hc.endpoints import ENDPOINTS, TAGS
+from hc.health._model import CHECK_OUTPUT_LIMIT, Line, Pending, Report, Result, Status
+
+if TYPE_CHECKING:
+    from hc.state import BeatState, CheckState, HealthState
 
 CheckReturn: TypeAlias = Result | Status | bool | Pending | None
 CheckFn: TypeAlias = Callable[[], CheckReturn | Awaitable[CheckReturn]]
 
 log = logging.getLogger("hc.health")
 
-ENDPOINTS = {"livez": "live", "readyz": "ready", "startupz": "startup", "healthz": None}
-"""Endpoint name -> the tag whose checks it reports (None: every check)."""
 
 
 class Heartbeat:
@@ -253,15 +255,17 @@ class Health:
             return Line("draining", Result(Status.FAIL, "shutting down"), now, time.time())
         return Line("draining", Result(Status.PASS), now, time.time())
 
-    def snapshot(self) -> dict[str, Any]:
-        """Plain data for the state file: no outputs of exceptions, no secrets."""
-        checks = {
+    def snapshot(self) -> HealthState:
+        """Plain data for the state file (hc.state's schema): no outputs of exceptions, no
+        secrets."""
+        checks: dict[str, CheckState] = {
             c.name: {"status": c.result.status.value, "tags": sorted(c.tags), "time": c.time,
-                     "output": c.result.output[:200], "pending": c.time is None}
+                     "output": c.result.output[:CHECK_OUTPUT_LIMIT],
+                     "pending": c.time is None}
             for c in self._checks.values()
         }
-        heartbeats = {h.name: {"last": h.last, "max_age": h.max_age}
-                      for h in self._heartbeats.values()}
+        heartbeats: dict[str, BeatState] = {h.name: {"last": h.last, "max_age": h.max_age}
+                                            for h in self._heartbeats.values()}
         return {
             "pid": os.getpid(),
             "started": self.started_at,

@@ -6,16 +6,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from hc.health._model import Line, Report, Status
+from hc.health._model import CHECK_OUTPUT_LIMIT, Line, Report, Status
 
 JSON_TYPE = "application/health+json"
-OUTPUT_LIMIT = 200
 
 
 def line_text(line: Line) -> str:
     """`[+]name ok`, `[+]name warn: why` or `[-]name failed: why`."""
     result = line.result
-    output = result.output[:OUTPUT_LIMIT]
+    output = result.output[:CHECK_OUTPUT_LIMIT]
     if line.pending:
         return f"[+]{line.name} ok (pending)"
     if result.status is Status.PASS:
@@ -46,7 +45,7 @@ def as_dict(report: Report, *, version: str = "") -> dict[str, Any]:
     for line in report.lines:
         item: dict[str, Any] = {"status": line.result.status.value}
         if line.result.output:
-            item["output"] = line.result.output[:OUTPUT_LIMIT]
+            item["output"] = line.result.output[:CHECK_OUTPUT_LIMIT]
         if line.result.observed is not None:
             item["observedValue"] = line.result.observed
             if line.result.unit:

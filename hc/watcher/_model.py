@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hc.config import redact_url
-from hc.health import Status
+from hc.health import CHECK_OUTPUT_LIMIT, Status
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def describe(exc: BaseException) -> str:
     if any(isinstance(cause, TimeoutError) for cause in chain):
         return "timed out"
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
+    return text[:CHECK_OUTPUT_LIMIT]
 
 
 _ERRNO_WORDS = {

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hc.config import Option
+from hc.config import Option, seconds
 from hc.health import Status
 from hc.watcher._model import Series
 
@@ -19,13 +19,12 @@ LAG_WARN = Option("lag_warn", int, 0, "Replication lag (bytes) at which a primar
                   "off.", frozenset(), minimum=0)
 LAG_FAIL = Option("lag_fail", int, 0, "Replication lag (bytes) at which a primary fails; 0: "
                   "off.", frozenset(), minimum=0)
-LAST_IO_WARN = Option("last_io_warn", float, 20.0, "Seconds without I/O from its primary at "
-                      "which a replica warns (its primary PINGs it every 10 s by default); "
-                      "0: off.", frozenset(), minimum=0)
-LAST_IO_FAIL = Option("last_io_fail", float, 0.0, "Seconds without I/O from its primary at "
-                      "which a replica fails; 0: off (the replica itself declares the link "
-                      "down after its repl-timeout, 60 s by default, and fails then).",
-                      frozenset(), minimum=0)
+LAST_IO_WARN = seconds("last_io_warn", 20.0, "Seconds without I/O from its primary at which a "
+                       "replica warns (its primary PINGs it every 10 s by default); 0: off.",
+                       frozenset())
+LAST_IO_FAIL = seconds("last_io_fail", 0.0, "Seconds without I/O from its primary at which a "
+                       "replica fails; 0: off (the replica itself declares the link down after "
+                       "its repl-timeout, 60 s by default, and fails then).", frozenset())
 LIMIT_KEYS = (LAG_WARN, LAG_FAIL, LAST_IO_WARN, LAST_IO_FAIL)
 """The target keys of the thresholds, for every kind that checks Redis nodes."""
 

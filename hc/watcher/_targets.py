@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from hc.config import ConfigError, Option, Settings, redact_url
+from hc.config import ConfigError, Option, Settings, redact_url, seconds
 from hc.watcher._http import HTTP
 from hc.watcher._kind import Kind, url_words
 from hc.watcher._model import Target, scrub
@@ -35,8 +35,8 @@ SCHEMES: Mapping[str, Kind] = {scheme: kind for kind in KINDS.values()
 COMMON_KEYS = {
     option.name: option for option in (
         Option("name", str, None, "", frozenset()),
-        Option("interval", float, None, "", frozenset(), minimum=0.1),
-        Option("timeout", float, None, "", frozenset(), minimum=0.01),
+        seconds("interval", None, "", frozenset(), minimum=0.1),
+        seconds("timeout", None, "", frozenset(), minimum=0.01),
         Option("critical", bool, None, "", frozenset()),
     )
 }
@@ -73,6 +73,11 @@ def _parse(entry: object, source: str, settings: Settings) -> Target:
         raise ConfigError("target", f"keys {', '.join(map(str, raw))}", source,
                           "expected a url")
     url = raw.pop("url").strip()
+    if _raw_delimiter_in_password(url):
+        shown = url.partition("://")[0] + "://..."  # every part of it may hold a password piece
+        raise ConfigError("target", shown, source, "the password holds a character "
+                          "that ends its part of the URL (/ ? # in user:password@, & # in "
+                          "?password=): percent-encode it (%2F %3F %23 %26)")
     secrets = _secrets(url)
     where = f"{source}, target {scrub(url, secrets)}"
     kind = SCHEMES.get(urlsplit(url).scheme.lower())
@@ -84,7 +89,7 @@ def _parse(entry: object, source: str, settings: Settings) -> Target:
             raise ConfigError(key, "(not shown)", where, _unknown_key(kind, keys))
         values[key] = option.parse(value, where)
     error = _url_problem(url, kind)
-    name = values.pop("name", "") or _default_name(url, kind)
+    name = values.pop("name", "") or _default_name(scrub(url, secrets), kind)
     if _BAD_NAME.search(name):
         raise ConfigError("name", name, where, "expected a name without spaces, / ? or #")
     return Target(
@@ -131,6 +136,36 @@ def _split_spec(spec: str, source: str) -> dict[str, Any]:
     return raw
 
 
+def _raw_delimiter_in_password(url: str) -> bool:
+    """Whether a password seems to hold a character that ends its part of the URL: `/`, `?`
+    or `#` in `user:password@`, `&` or `#` in `?password=`. Parsed as it stands, a piece of
+    the password would show as a host, port, path or parameter in every message. Signs of it
+    (none is normal in a URL hc checks):
+    - the host part is `:piece` or `user:piece` with a piece that is no port, and an `@` follows;
+    - an `@` in the path, or in the query or fragment outside a `key=value`;
+    - an empty `password=`, or after it a parameter without `=`, or a fragment.
+    """
+    _, sep, rest = url.partition("://")
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    cut = min((i for i in (tail.find("?"), tail.find("#")) if i >= 0), default=len(tail))
+    path, after = tail[:cut], tail[cut + 1:]
+    items = after.replace("#", "&").split("&")
+    keys = [item.partition("=")[0].lower() if "=" in item else None for item in items]
+    if "password" in keys:
+        at = keys.index("password")
+        if not items[at].partition("=")[2] or None in keys[at:] or "#" in tail:
+            return True
+    if not sep or "@" not in tail:
+        return False
+    if "@" in path or any("@" in item and "=" not in item.split("@")[0] for item in items):
+        return True
+    host, colon, port = netloc.rpartition(":")
+    if "@" in netloc or not colon or "]" in port:
+        return False  # a userinfo that ended where it should, no port, or an IPv6 literal
+    return not host or not port.isdigit()
+
+
 def _url_problem(url: str, kind: Kind | None) -> str:
     """Why the URL cannot be checked, in one line; empty when it can."""
     schemes = ", ".join(f"{s}://" for s in SCHEMES)
@@ -143,20 +178,28 @@ def _url_problem(url: str, kind: Kind | None) -> str:
 
 
 def _default_name(url: str, kind: Kind | None) -> str:
-    """From the kind's words for the URL (`scheme-host-port[-path]` by default): readable,
-    free of secrets."""
-    parts = urlsplit(url)
+    """From the kind's words for the (scrubbed) URL (`scheme-host-port[-path]` by default):
+    readable, free of secrets."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a broken IPv6 literal: the target fails with its URL's problem
+        return kind.name if kind else "target"
     words = (kind.name_words if kind else url_words)(parts)
     name = "-".join(_NAME_JUNK.sub("-", w).strip("-") for w in words if w.strip("/"))
     return name or (kind.name if kind else "target")
 
 
 def _secrets(url: str) -> tuple[str, ...]:
-    """The password of a URL (userinfo or ?password=) as written and decoded, longest first."""
-    parts = urlsplit(url)
-    found = set(parse_qs(parts.query).get("password", []))
-    netloc = parts.netloc.rpartition("@")
-    if netloc[1]:
-        found.add(netloc[0].partition(":")[2])
+    """The password of a URL (userinfo or ?password=) as written and decoded, longest first.
+    Found by hand, not by urlsplit, which misses the userinfo when the scheme is odd."""
+    query = urlsplit(url).query
+    found = {value for key, _, value in (item.partition("=") for item in query.split("&"))
+             if key.lower() == "password"}
+    found |= set(parse_qs(query).get("password", []))  # `+` and %xx decoded
+    rest = url.partition("://")[2] or url
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    userinfo, at, _ = rest[:end].rpartition("@")
+    if at:
+        found.add(userinfo.partition(":")[2])
     found |= {unquote(s) for s in found}
     return tuple(sorted((s for s in found if s), key=len, reverse=True))

@@ -9,14 +9,14 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from hc.config import Settings
+from hc.config import ConfigError, Settings
 from hc.health import PENDING, CheckFn, Health, Pending, Result, Status
 from hc.server import ASGIApp, respond
 from hc.server._app import Receive, Scope, Send
 from hc.watcher._kind import Shared
 from hc.watcher._metrics import Metrics
 from hc.watcher._model import Prober, Target, Unusable
-from hc.watcher._scheduler import Scheduler, TargetState
+from hc.watcher._scheduler import BEAT_PERIOD, Scheduler, TargetState
 from hc.watcher._targets import KINDS, parse_targets
 
 log = logging.getLogger("hc.watcher")
@@ -53,7 +53,13 @@ class Watcher:
 
     @classmethod
     def from_settings(cls, health: Health, settings: Settings) -> Watcher:
-        """The watcher of `hc serve`. Raises ConfigError for a malformed target."""
+        """The watcher of `hc serve`. Raises ConfigError for a malformed target, or a heartbeat
+        max age its loop could not keep."""
+        if settings.heartbeat_max_age < 2 * BEAT_PERIOD:
+            raise ConfigError("heartbeat_max_age", settings.heartbeat_max_age,
+                              settings.sources.get("heartbeat_max_age", "default"),
+                              f"expected at least {2 * BEAT_PERIOD:g}: the watcher's loop beats "
+                              f"every {BEAT_PERIOD:g} s")
         return cls(health, parse_targets(settings), max_concurrency=settings.max_concurrency,
                    jitter=settings.jitter, heartbeat_max_age=settings.heartbeat_max_age)
 
