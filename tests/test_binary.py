@@ -257,3 +257,17 @@ def test_a_probe_of_a_silent_port_ends_within_its_documented_bound(
     assert result.returncode == exits.FAILURE
     assert "no answer within the timeout" in result.stdout
     assert elapsed < 1 + WATCHDOG_GRACE + 0.3
+
+
+def test_a_temp_dir_too_long_for_the_loader_path_is_refused_in_one_line(
+        tmpdir_env: dict[str, str]) -> None:
+    deep = Path(tmpdir_env["TMPDIR"]).joinpath(*["d" * 100] * 5)
+    deep.mkdir(parents=True)
+
+    result = run_binary("--version", env={**tmpdir_env, "TMPDIR": str(deep)})
+
+    assert result.returncode == exits.FAILURE
+    assert result.stderr.startswith("hc: the loader path ")
+    assert "set TMPDIR to a shorter directory" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert os.listdir(deep) == []  # refused before unpacking anything

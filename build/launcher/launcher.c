@@ -273,19 +273,26 @@ static void copy_range(int from, uint64_t offset, uint64_t size, int to, const c
     }
 }
 
-static void write_loader_path(const struct bundle *b, int fd, const char *final_dir)
+/* The bundled loader's path in the final cache dir, checked against the room the bootloader's
+ * ELF interpreter has for it: before anything is unpacked, so a refusal leaves nothing behind. */
+static void loader_path(const struct bundle *b, const char *final_dir, char *out)
 {
-    char interp[PATH_MAX];
-    int len = snprintf(interp, sizeof interp, "%s/%s", final_dir, b->loader);
-    if (len < 0 || (uint64_t)len + 1 > b->interp_capacity)
-        die("the temp dir path %s is too long (at most %llu characters); set TMPDIR to a "
-            "shorter one", final_dir, (unsigned long long)b->interp_capacity - 70);
-    if (pwrite(fd, interp, (size_t)len + 1, (off_t)b->interp_offset) != len + 1)
+    int len = snprintf(out, PATH_MAX, "%s/%s", final_dir, b->loader);
+    if (len < 0 || len >= PATH_MAX || (uint64_t)len + 1 > b->interp_capacity)
+        die("the loader path %s/%s is too long (%d bytes, at most %llu): set TMPDIR to a "
+            "shorter directory", final_dir, b->loader, len,
+            (unsigned long long)b->interp_capacity - 1);
+}
+
+static void write_loader_path(const struct bundle *b, int fd, const char *interp)
+{
+    size_t size = strlen(interp) + 1;
+    if (pwrite(fd, interp, size, (off_t)b->interp_offset) != (ssize_t)size)
         die("cannot write the loader path into %s: %s", b->program, strerror(errno));
 }
 
 /* Unpack every entry below `dirfd` (`where` names it in messages). */
-static void unpack(const struct bundle *b, int dirfd, const char *where, const char *final_dir)
+static void unpack(const struct bundle *b, int dirfd, const char *where, const char *interp)
 {
     for (size_t i = 0; i < b->count; i++) {
         const struct entry *e = &b->entries[i];
@@ -299,7 +306,7 @@ static void unpack(const struct bundle *b, int dirfd, const char *where, const c
             die("cannot create %s/%s: %s", where, e->path, strerror(errno));
         copy_range(b->fd, e->offset, e->size, fd, e->path);
         if (strcmp(e->path, b->program) == 0)
-            write_loader_path(b, fd, final_dir);
+            write_loader_path(b, fd, interp);
         /* Only the owner's bits: the dir is private anyway; fchmod is not bound by the umask. */
         if (fchmod(fd, e->mode & 0700) < 0 || close(fd) < 0)
             die("cannot finish %s/%s: %s", where, e->path, strerror(errno));
@@ -323,7 +330,8 @@ static void remove_tree(const char *path)
 }
 
 /* Make `final_dir` a complete cache, whoever wins the race to create it. */
-static void install(const struct bundle *b, const char *root, const char *final_dir)
+static void install(const struct bundle *b, const char *root, const char *final_dir,
+                    const char *interp)
 {
     char work[PATH_MAX];
     if (snprintf(work, sizeof work, "%s/.hc-%u-%s-XXXXXX", root, (unsigned)geteuid(), b->id)
@@ -335,7 +343,7 @@ static void install(const struct bundle *b, const char *root, const char *final_
     int dirfd = open(work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dirfd < 0)
         die("cannot open %s: %s", work, strerror(errno));
-    unpack(b, dirfd, work, final_dir);
+    unpack(b, dirfd, work, interp);
     close(dirfd);
     if (rename(work, final_dir) < 0) {
         int error = errno;
@@ -374,11 +382,14 @@ int main(int argc, char **argv)
     if (snprintf(dir, sizeof dir, "%s/hc-%u-%s", root, (unsigned)geteuid(), b.id) >= (int)sizeof dir)
         die("temp dir path too long: %s", root);
 
+    char interp[PATH_MAX];
+    loader_path(&b, dir, interp);
+
     enum cache_state state = check_cache(&b, dir);
     for (int attempt = 0; state != CACHE_READY && attempt < 3; attempt++) {
         if (state == CACHE_BROKEN)
             discard(&b, root, dir);
-        install(&b, root, dir);
+        install(&b, root, dir, interp);
         state = check_cache(&b, dir);
     }
     if (state != CACHE_READY)
