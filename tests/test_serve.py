@@ -161,6 +161,15 @@ def test_port_in_use_exits_1_with_one_line(hc_serve: ServeFactory, tmp_path: Pat
                              "Address already in use\n")
 
 
+def test_every_endpoint_refuses_other_methods_with_405_allowing_get_and_head(
+        hc_serve: ServeFactory) -> None:
+    service = hc_serve()
+
+    for path in ("/readyz", "/livez/event_loop", "/metrics", "/targets"):
+        response = service.request(path, method="POST")
+        assert (response.status, response.headers.get("allow")) == (405, "GET, HEAD"), path
+
+
 def test_state_snapshot_is_small_json_with_pid_and_checks(hc_serve: ServeFactory) -> None:
     service = hc_serve()
 

@@ -1,7 +1,19 @@
-"""HTTP endpoints for the health kit: an ASGI app, and uvicorn to serve it."""
+"""HTTP endpoints for the health kit: an ASGI app, how its endpoints answer, and uvicorn to
+serve it. The ASGI types are public in `hc.server.types` (and re-exported here)."""
 
-from hc.server._app import PROBE_PATHS, ASGIApp, HealthApp, respond
+from hc.server._app import PROBE_PATHS, HealthApp
 from hc.server._listen import ListenError, Server, bind, make_server
+from hc.server._responses import (
+    PLAIN_JSON,
+    PLAIN_TEXT,
+    READ_METHODS,
+    allows,
+    header,
+    plain_text,
+    respond,
+)
+from hc.server.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["PROBE_PATHS", "ASGIApp", "HealthApp", "ListenError", "Server", "bind",
-           "make_server", "respond"]
+__all__ = ["PLAIN_JSON", "PLAIN_TEXT", "PROBE_PATHS", "READ_METHODS", "ASGIApp", "HealthApp",
+           "ListenError", "Message", "Receive", "Scope", "Send", "Server", "allows", "bind",
+           "header", "make_server", "plain_text", "respond"]

@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from collections.abc import Mapping
 from urllib.parse import parse_qs
 
 from hc import __version__
 from hc.health import ENDPOINTS, JSON_TYPE, Health, as_json, text
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from hc.server._responses import allows, plain_text, respond, wants_json
+from hc.server.types import ASGIApp, Receive, Scope, Send
 
 PROBE_PATHS = tuple(f"/{name}" for name in ENDPOINTS)
 """Paths whose requests are never access-logged (probes hit them every few seconds)."""
-
-
-async def respond(send: Send, status: int, body: bytes, content_type: str,
-                  head: bool = False) -> None:
-    """Send a complete response; `Cache-Control: no-store` since health changes by the second."""
-    headers = [
-        (b"content-type", content_type.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body})
-
-
-def _wants_json(scope: Scope, query: Mapping[str, list[str]]) -> bool:
-    if query.get("format", [""])[-1] == "json":
-        return True
-    accept = b""
-    for key, value in scope.get("headers", []):
-        if key == b"accept":
-            accept += value
-    return b"application/health+json" in accept or b"application/json" in accept
 
 
 class HealthApp:
@@ -70,7 +43,7 @@ class HealthApp:
         elif self.fallback is not None:
             await self.fallback(scope, receive, send)
         else:
-            await respond(send, 404, b"not found\n", "text/plain; charset=utf-8")
+            await plain_text(scope, send, 404, "not found\n")
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.fallback is not None:
@@ -85,24 +58,20 @@ class HealthApp:
                 return
 
     async def _health(self, scope: Scope, send: Send, endpoint: str, only: str | None) -> None:
-        head = scope["method"] == "HEAD"
-        if scope["method"] not in ("GET", "HEAD"):
-            await respond(send, 405, b"method not allowed\n", "text/plain; charset=utf-8")
+        if not await allows(scope, send):
             return
         if only is not None and only not in self.health.names(endpoint):
-            await respond(send, 404, f"no check {only!r} in {endpoint}\n".encode(),
-                          "text/plain; charset=utf-8", head)
+            await plain_text(scope, send, 404, f"no check {only!r} in {endpoint}\n")
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"),
                          keep_blank_values=True)
         report = self.health.report(endpoint, exclude=query.get("exclude", []), only=only)
         status = 200 if report.status.ok else 503
-        if _wants_json(scope, query):
+        if wants_json(scope, query):
             body = as_json(report, version=__version__).encode()
-            await respond(send, status, body, JSON_TYPE, head)
+            await respond(scope, send, status, body, JSON_TYPE)
         else:
-            body = text(report, verbose="verbose" in query).encode()
-            await respond(send, status, body, "text/plain; charset=utf-8", head)
+            await plain_text(scope, send, status, text(report, verbose="verbose" in query))
 
 
 def _local_path(scope: Scope) -> str:

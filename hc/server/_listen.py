@@ -12,7 +12,8 @@ from collections.abc import Generator
 
 import uvicorn
 
-from hc.server._app import PROBE_PATHS, ASGIApp
+from hc.server._app import PROBE_PATHS
+from hc.server.types import ASGIApp
 
 
 class ListenError(OSError):

@@ -11,8 +11,7 @@ from typing import Any
 
 from hc.config import ConfigError, Settings
 from hc.health import PENDING, CheckFn, Health, Pending, Result, Status
-from hc.server import ASGIApp, respond
-from hc.server._app import Receive, Scope, Send
+from hc.server import PLAIN_JSON, ASGIApp, Receive, Scope, Send, allows, header, respond
 from hc.watcher._kind import Shared
 from hc.watcher._metrics import Metrics
 from hc.watcher._model import Prober, Target, Unusable
@@ -95,17 +94,16 @@ class Watcher:
 
     # -- HTTP --------------------------------------------------------------------------------
     async def metrics_app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not await _readable(scope, send):
-            return
-        accept = b",".join(v for k, v in scope.get("headers", []) if k == b"accept")
-        body, content_type = self.metrics.render(accept.decode("latin-1"))
-        await respond(send, 200, body, content_type, scope["method"] == "HEAD")
+        """/metrics: the Prometheus text (or OpenMetrics, by the Accept header)."""
+        if await allows(scope, send):
+            body, content_type = self.metrics.render(header(scope, b"accept"))
+            await respond(scope, send, 200, body, content_type)
 
     async def targets_app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not await _readable(scope, send):
-            return
-        body = json.dumps({"targets": [as_dict(s) for s in self.states]}, indent=1) + "\n"
-        await respond(send, 200, body.encode(), "application/json", scope["method"] == "HEAD")
+        """/targets: every target's settings and last result as JSON."""
+        if await allows(scope, send):
+            body = json.dumps({"targets": [as_dict(s) for s in self.states]}, indent=1) + "\n"
+            await respond(scope, send, 200, body.encode(), PLAIN_JSON)
 
 
 def check_name(target: Target) -> str:
@@ -154,10 +152,3 @@ def _scrubbed(value: Any, target: Target) -> Any:
     if isinstance(value, list | tuple):
         return [_scrubbed(item, target) for item in value]
     return value
-
-
-async def _readable(scope: Scope, send: Send) -> bool:
-    if scope["method"] in ("GET", "HEAD"):
-        return True
-    await respond(send, 405, b"method not allowed\n", "text/plain; charset=utf-8")
-    return False
