@@ -19,6 +19,9 @@ from tests.watcher_fixtures import MASTER, RedisFactory, SentinelFactory
 SECRET = "Zq8-hc-secret-41"  # noqa: S105 (the password that must never show)
 SENTINEL_SECRET = "Yk3-hc-sentinel-77"  # noqa: S105 (the sentinels' own, as secret)
 ERROR = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+FIRST_ROUND_BOUND = 5.0
+"""Seconds from starting `hc serve` to ready when every target answers at once: the start of
+Python and uvicorn, and one round of checks."""
 
 
 def targets_of(service: Service) -> dict[str, dict[str, Any]]:
@@ -44,6 +47,16 @@ def test_a_failing_critical_target_fails_readiness_and_the_probe_not_liveness(
     assert service.get("/livez").status == 200
     assert service.healthcheck().returncode == exits.FAILURE
     assert service.healthcheck("--mode", "live").returncode == exits.OK
+
+
+def test_every_target_is_first_checked_at_start_whatever_its_interval_and_jitter(
+        hc_serve: ServeFactory, silent_port: int) -> None:
+    specs = [f"tcp://127.0.0.1:{silent_port},name=db{n},critical,interval=600" for n in range(3)]
+    started = time.monotonic()
+
+    hc_serve(*(f"--target={spec}" for spec in specs), "--jitter", "0.5")  # waits for /readyz
+
+    assert time.monotonic() - started < FIRST_ROUND_BOUND  # jittered: 0 to 300 s each
 
 
 def test_a_failing_non_critical_target_only_warns(hc_serve: ServeFactory) -> None:

@@ -3,9 +3,10 @@
 One loop keeps a heap of due times and starts each check as its own task, bounded by the
 target's timeout and by a semaphore (`max_concurrency`): a slow or hanging target holds one slot
 for at most its timeout and never delays the loop. A target whose previous check is still
-running skips that round rather than piling up checks. Each next due time is the previous one
-plus the interval, moved at random by up to `jitter` of it, so targets added together do not
-stay in lockstep.
+running skips that round rather than piling up checks. Every target's first check is due at
+start (readiness waits for that first round: delaying it would delay readiness by up to `jitter`
+of the longest interval); each next due time is the previous one plus the interval, moved at
+random by up to `jitter` of it, so targets added together do not stay in lockstep.
 """
 
 from __future__ import annotations
@@ -63,9 +64,7 @@ class Scheduler:
 
     async def run(self) -> None:
         now = time.monotonic()
-        heap = [(now + self._random.uniform(0, self.jitter) * state.target.interval, index)
-                for index, (state, _) in enumerate(self.jobs)]
-        heapq.heapify(heap)
+        heap = [(now, index) for index in range(len(self.jobs))]
         try:
             while True:
                 self._beat()
