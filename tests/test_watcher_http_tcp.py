@@ -3,10 +3,14 @@ test_watcher_kinds.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -16,6 +20,9 @@ from tests.watcher_fixtures import WATCH_FAST, Tls, output, status, until, watch
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 ERROR = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+BIG = 10 * 2**20
+"""A body hc must not download: 10 MiB."""
+CHUNK = 16 * 1024
 
 
 def run(targets: list[str]) -> Watcher:
@@ -28,6 +35,86 @@ def run(targets: list[str]) -> Watcher:
 
     watch(targets, scenario, **WATCH_FAST)
     return seen[0]
+
+
+Body = Callable[[], Iterator[bytes]]
+
+
+@dataclass
+class BodyServer:
+    """An HTTP/1.1 server on 127.0.0.1 answering each request with `head`, then the chunks of
+    a fresh `body()`, on keep-alive connections. Its socket buffers are small, so what it
+    counts as sent is close to what the client read."""
+
+    port: int
+    requests: int = 0
+    sent: list[int] = field(default_factory=list)
+    """Body bytes sent on each connection, in the order they were opened."""
+    ended: list[threading.Event] = field(default_factory=list)
+    """Per connection: set once the body was sent in full or the client went away."""
+
+
+def _request_head(conn: socket.socket) -> bool:
+    """Read one request head; False when the client closed the connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return False
+        data += chunk
+    return True
+
+
+def _answer(server: BodyServer, conn: socket.socket, head: bytes, body: Body) -> None:
+    index = len(server.sent)
+    server.sent.append(0)
+    server.ended.append(threading.Event())
+    with conn, contextlib.suppress(OSError):
+        conn.settimeout(10)
+        while _request_head(conn):
+            server.requests += 1
+            conn.sendall(head)
+            for chunk in body():
+                conn.sendall(chunk)
+                server.sent[index] += len(chunk)
+            server.ended[index].set()
+    server.ended[index].set()
+
+
+@pytest.fixture
+def body_server() -> Iterator[Callable[[bytes, Body], BodyServer]]:
+    """`body_server(head, body) -> BodyServer`, stopped when the test ends."""
+    listeners: list[socket.socket] = []
+
+    def accept(listener: socket.socket, server: BodyServer, head: bytes, body: Body) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed at teardown
+            threading.Thread(target=_answer, args=(server, conn, head, body), daemon=True).start()
+
+    def start(head: bytes, body: Body) -> BodyServer:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CHUNK)  # inherited by conns
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listeners.append(listener)
+        server = BodyServer(listener.getsockname()[1])
+        threading.Thread(target=accept, args=(listener, server, head, body), daemon=True).start()
+        return server
+
+    yield start
+    for listener in listeners:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+
+
+def latency(watcher: Watcher, name: str) -> float:
+    last = next(s.last for s in watcher.states if s.target.name == name)
+    assert last is not None and last.latency is not None
+    return last.latency
 
 
 def test_an_http_target_passes_on_2xx_and_fails_on_500(
@@ -81,3 +168,39 @@ def test_https_verifies_certificates_unless_given_the_ca(https_port: int, tls: T
     assert output(watcher, "default").startswith("TLS certificate not trusted")
     assert status(watcher, "own-ca") is Status.PASS, output(watcher, "own-ca")
     assert output(watcher, "no-ca") == f"cannot use ca_file {cert}.missing: no such file"
+
+
+def test_an_endless_stream_passes_on_its_status_line_at_once(
+        body_server: Callable[[bytes, Body], BodyServer]) -> None:
+    def events() -> Iterator[bytes]:
+        while True:  # server-sent events, one chunk every 50 ms, never the last one
+            yield b"c\r\ndata: tick\n\n\r\n"
+            time.sleep(0.05)
+
+    server = body_server(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n", events)
+    watcher = run([f"http://127.0.0.1:{server.port}/events,name=sse"])
+
+    assert status(watcher, "sse") is Status.PASS, output(watcher, "sse")
+    assert latency(watcher, "sse") < 1
+
+
+def test_a_large_body_is_not_downloaded(body_server: Callable[[bytes, Body], BodyServer]) -> None:
+    server = body_server(f"HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n".encode(),
+                         lambda: (bytes(CHUNK) for _ in range(BIG // CHUNK)))
+    watcher = run([f"http://127.0.0.1:{server.port}/big,name=big"])
+
+    assert status(watcher, "big") is Status.PASS, output(watcher, "big")
+    assert server.ended[0].wait(5)
+    assert server.sent[0] < BIG // 10
+
+
+def test_a_short_body_is_read_and_its_connection_kept(
+        body_server: Callable[[bytes, Body], BodyServer]) -> None:
+    server = body_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", lambda: iter([b"ok"]))
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: server.requests >= 3, "three checks")
+
+    watch([f"http://127.0.0.1:{server.port}/,name=web,interval=0.1"], scenario, **WATCH_FAST)
+    assert len(server.sent) == 1

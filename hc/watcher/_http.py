@@ -1,4 +1,8 @@
-"""http:// and https:// targets: GET the URL, compare the status with the expected range."""
+"""http:// and https:// targets: GET the URL, compare the status with the expected range.
+
+A target is judged on its status line and headers: the body is read only when it is known to be
+small (so the connection can serve the next check), never a stream (SSE) or a large download.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,10 @@ from hc.config import ConfigError, Option
 from hc.health import Status
 from hc.watcher._kind import CA_FILE, Kind, Shared
 from hc.watcher._model import Observation, Prober, Target, Unusable, describe, failed
+
+BODY_LIMIT = 64 * 1024
+"""Bytes of a response body read so that its connection stays open for the next check; a longer
+body, or one of unknown length (a stream), is not read: its connection is closed instead."""
 
 # httpx logs every request at INFO: one line per target per interval would flood the log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -58,15 +66,26 @@ class HttpProber(Prober):
         low, high = self.expect
         started = time.monotonic()
         try:  # no timeout of its own: the scheduler ends every check at the target's timeout
-            response = await self.client.get(self.target.url, timeout=None)
+            async with self.client.stream("GET", self.target.url, timeout=None) as response:
+                latency = time.monotonic() - started
+                if _short(response):
+                    async for _ in response.aiter_raw():  # raw: discarded, so never decompressed
+                        pass
         except httpx.HTTPError as exc:
             return failed(exc)
-        latency = time.monotonic() - started
         code = response.status_code
         span = f"{low}" if low == high else f"{low}-{high}"
         if low <= code <= high:
             return Observation(Status.PASS, f"HTTP {code} in {latency * 1000:.1f} ms", latency)
         return Observation(Status.FAIL, f"HTTP {code}, expected {span}", latency)
+
+
+def _short(response: httpx.Response) -> bool:
+    """Whether the body is known to end within BODY_LIMIT bytes."""
+    if response.status_code in (204, 304):
+        return True
+    length = response.headers.get("content-length", "")
+    return length.isascii() and length.isdigit() and int(length) <= BODY_LIMIT
 
 
 class _Statuses(Option):
