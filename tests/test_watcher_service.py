@@ -49,6 +49,19 @@ def test_a_failing_critical_target_fails_readiness_and_the_probe_not_liveness(
     assert service.healthcheck("--mode", "live").returncode == exits.OK
 
 
+def test_a_failing_critical_target_is_logged_once(hc_serve: ServeFactory) -> None:
+    port = free_port()
+    service = hc_serve("--target", f"tcp://127.0.0.1:{port},name=db,critical,interval=0.2",
+                       wait="/livez")
+    service.wait_until(lambda: "[-]target:db failed" in service.get("/readyz?verbose").text,
+                       "readiness to fail on the target")
+
+    assert service.stop() == exits.OK
+    failures = [line for line in service.log().splitlines() if "connection refused" in line]
+    assert len(failures) == 1, failures
+    assert "target db (tcp://127.0.0.1" in failures[0]
+
+
 def test_every_target_is_first_checked_at_start_whatever_its_interval_and_jitter(
         hc_serve: ServeFactory, silent_port: int) -> None:
     specs = [f"tcp://127.0.0.1:{silent_port},name=db{n},critical,interval=600" for n in range(3)]

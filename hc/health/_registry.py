@@ -63,6 +63,7 @@ class _Check:
     timeout: float
     threaded: bool
     kind: str
+    log_failures: bool
     result: Result = field(default_factory=lambda: Result(Status.PASS, "pending"))
     time: float | None = None
     wall: float | None = None
@@ -106,9 +107,10 @@ class Health:
     # -- registering -------------------------------------------------------------------------
     def add(self, name: str, fn: CheckFn, *, tags: Iterable[str] = ("live", "ready"),
             interval: float | None = None, timeout: float | None = None,
-            threaded: bool = True, kind: str = "") -> None:
+            threaded: bool = True, kind: str = "", log_failures: bool = True) -> None:
         """Register `fn` as check `name`. A plain function runs in a thread (it may block)
-        unless `threaded=False`; a coroutine function runs on the event loop."""
+        unless `threaded=False`; a coroutine function runs on the event loop. The kit logs
+        each change to failing unless `log_failures=False` (the check's owner logs it)."""
         tag_set = frozenset(tags)
         unknown = tag_set - set(TAGS)
         if unknown or not tag_set:
@@ -119,7 +121,7 @@ class Health:
             raise ValueError(f"check name {name!r} must be non-empty without / ? # or spaces")
         self._checks[name] = _Check(
             name, fn, tag_set, interval or self.interval, timeout or self.timeout,
-            threaded and not inspect.iscoroutinefunction(fn), kind)
+            threaded and not inspect.iscoroutinefunction(fn), kind, log_failures)
 
     def check(self, name: str | None = None, **options: Any) -> Callable[[CheckFn], CheckFn]:
         """Decorator form of `add`; the name defaults to the function's name."""
@@ -205,7 +207,7 @@ class Health:
         changed = check.time is None or result.status is not check.result.status
         check.result, check.time, check.wall = result, time.monotonic(), time.time()
         if changed:
-            if not result.status.ok:
+            if not result.status.ok and check.log_failures:
                 log.warning("check %s failed: %s", check.name, result.output or "no output")
             self._changed()
 

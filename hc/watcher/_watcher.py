@@ -44,7 +44,8 @@ class Watcher:
         self.metrics = Metrics(self.states, [s for kind in in_use for s in kind.series])
         for state in self.states:
             health.add(check_name(state.target), _target_check(state), tags=("ready",),
-                       threaded=False, kind=state.target.kind or "target")
+                       threaded=False, kind=state.target.kind or "target",
+                       log_failures=False)  # the scheduler logs each change, with the URL
         beat = health.heartbeat("scheduler", max_age=heartbeat_max_age)
         self.scheduler = Scheduler(list(zip(self.states, probers, strict=True)),
                                    max_concurrency=max_concurrency, jitter=jitter,
