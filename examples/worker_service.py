@@ -45,7 +45,7 @@ def work(beat: Callable[[], None]) -> None:
 def run(port: int = 8081, max_queue: int = 100) -> None:
     """Run the worker with /livez, /readyz and /healthz on PORT."""
     settings = load(SERVE, {"port": port})
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     health = Health(interval=settings.check_interval)  # 2. a registry
 
     heartbeat = health.heartbeat("worker", max_age=2.0)  # 3. a heartbeat for the worker loop

@@ -184,6 +184,9 @@ OPTIONS: tuple[Option, ...] = (
             "dir that no process uses are removed: left by a run killed while unpacking, or "
             "of another build (static binary only); 0 turns it off.", frozenset({SERVE})),
     Option("log_level", str, "info", "Log level.", frozenset({SERVE}), choices=LOG_LEVELS),
+    Option("log_format", str, "text", "Log lines as text, or as one JSON object per line (time, "
+           "level, logger, message, and target, check, status, reason where they apply).",
+           frozenset({SERVE}), choices=("text", "json")),
     Option("access_log", bool, False, "Log HTTP requests (probe paths are never logged).",
            frozenset({SERVE})),
     Option("target", str, (), "Dependency to watch: URL[,name=N][,interval=S][,timeout=S]"
@@ -251,6 +254,7 @@ class Settings:
     state_interval: float
     sweep_age: float
     log_level: str
+    log_format: str
     access_log: bool
     target: tuple[Any, ...]
     target_interval: float

@@ -23,6 +23,6 @@ def build(settings: Settings) -> tuple[Health, HealthApp, Watcher]:
 
 def run(settings: Settings) -> int:
     """Run the service until SIGTERM/SIGINT; returns the process exit code."""
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     health, app, watcher = build(settings)
     return asyncio.run(serve(settings, health, app, tasks=[watcher.run]))

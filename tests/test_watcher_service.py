@@ -7,6 +7,7 @@ import json
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,30 @@ def test_a_failing_critical_target_is_logged_once(hc_serve: ServeFactory) -> Non
     failures = [line for line in service.log().splitlines() if "connection refused" in line]
     assert len(failures) == 1, failures
     assert "target db (tcp://127.0.0.1" in failures[0]
+
+
+def test_json_logs_are_one_object_per_line_with_the_targets_fields_and_no_password(
+        hc_serve: ServeFactory) -> None:
+    port = free_port()
+    service = hc_serve(
+        "--log-format", "json", "--log-level", "debug", "--access-log",
+        "--target", f"redis://:{SECRET}@127.0.0.1:{port}/0,name=cache,critical,interval=0.2",
+        "--target", f"redis://127.0.0.1:{port}?password={SECRET},name=query,interval=0.2",
+        wait="/livez")
+    service.wait_until(lambda: "[-]target:cache failed" in service.get("/readyz?verbose").text,
+                       "readiness to fail on the target")
+    service.get("/nothing-here")  # an access-log line, by uvicorn
+
+    assert service.stop() == exits.OK
+    lines = [json.loads(line) for line in service.log().splitlines()]
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+    assert all(datetime.fromisoformat(line["time"]).tzinfo == UTC for line in lines)
+    failing = [line for line in lines if line.get("target") == "cache"]
+    assert [(line["level"], line["status"], line["reason"]) for line in failing] == [
+        ("warning", "fail", "connection refused")]
+    assert f"redis://:***@127.0.0.1:{port}" in failing[0]["message"]
+    assert {"uvicorn.access", "hc.lifecycle", "hc.watcher"} <= {line["logger"] for line in lines}
+    assert SECRET not in service.log()
 
 
 def test_every_target_is_first_checked_at_start_whatever_its_interval_and_jitter(

@@ -200,7 +200,8 @@ class Health:
             output = f"raised {type(exc).__name__}"
             # Once per streak, not on every run: a broken dependency must not flood the log.
             level = logging.DEBUG if check.result.output == output else logging.WARNING
-            log.log(level, "check %s raised %s: %s", check.name, type(exc).__name__, exc)
+            log.log(level, "check %s raised %s: %s", check.name, type(exc).__name__, exc,
+                    extra={"check": check.name})
             return Result(Status.FAIL, output)
 
     def _store(self, check: _Check, result: Result) -> None:
@@ -208,7 +209,9 @@ class Health:
         check.result, check.time, check.wall = result, time.monotonic(), time.time()
         if changed:
             if not result.status.ok and check.log_failures:
-                log.warning("check %s failed: %s", check.name, result.output or "no output")
+                log.warning("check %s failed: %s", check.name, result.output or "no output",
+                            extra={"check": check.name, "status": result.status.value,
+                                   "reason": result.output})
             self._changed()
 
     def _changed(self) -> None:

@@ -4,7 +4,7 @@ SIGTERM/SIGINT -> readiness fails at once (draining) -> after `drain_delay` the 
 -> in-flight requests get `shutdown_timeout` -> background work is cancelled -> exit 0, returned
 by `serve` rather than dying by the signal. A second signal skips the drain (a third forces exit).
 
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     code = asyncio.run(serve(settings, health, HealthApp(health), tasks=[worker]))
 
 One module per job: `_serve` (the entry), `_signals`, `_publisher` (the state snapshot),

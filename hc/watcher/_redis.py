@@ -123,7 +123,7 @@ class RedisProber(Prober):
         if before is not None and before.role != state.role:
             changes += 1
             log.warning("target %s: role changed from %s to %s (failover)", self.target.name,
-                        before.role, state.role)
+                        before.role, state.role, extra={"target": self.target.name})
         self.seen = replace(self.seen, replication=state, current=True, role_changes=changes)
 
     async def close(self) -> None:

@@ -89,7 +89,7 @@ class Scheduler:
         state, prober = self.jobs[index]
         if state.running:
             log.debug("target %s: previous check still running, round skipped",
-                      state.target.name)
+                      state.target.name, extra=_fields(state.target))
             return
         state.running = True
         task = asyncio.create_task(self._check(state, prober, due),
@@ -118,7 +118,8 @@ class Scheduler:
         state.consecutive_failures = state.consecutive_failures + 1 if failing else 0
         state.failures += failing
         if previous is None and observation.status is Status.PASS:
-            log.debug("target %s (%s) passes", target.name, target.shown)
+            log.debug("target %s (%s) passes", target.name, target.shown,
+                      extra=_fields(target, observation))
         elif previous is None or previous.status is not observation.status:
             _log_change(target, observation)
 
@@ -131,16 +132,26 @@ async def _observe(target: Target, prober: Prober) -> Observation:
     except TimeoutError:
         return Observation(Status.FAIL, f"no answer within {target.timeout:g}s")
     except Exception as exc:  # a prober's bug must not stop the watcher
-        log.error("target %s: check raised %s", target.name, type(exc).__name__)
+        log.error("target %s: check raised %s", target.name, type(exc).__name__,
+                  extra=_fields(target))
         return failed(exc)
+
+
+def _fields(target: Target, observation: Observation | None = None) -> dict[str, str]:
+    """The fields of a log line about `target` (see hc.lifecycle's JSON log format)."""
+    if observation is None:
+        return {"target": target.name}
+    return {"target": target.name, "status": observation.status.value,
+            "reason": observation.output}
 
 
 def _log_change(target: Target, observation: Observation) -> None:
     status = observation.status
     if status is Status.PASS:
-        log.info("target %s (%s) passes again", target.name, target.shown)
+        log.info("target %s (%s) passes again", target.name, target.shown,
+                 extra=_fields(target, observation))
         return
     weight = "critical" if target.critical else "non-critical"
     word = "fails" if status is Status.FAIL else "warns"
     log.warning("target %s (%s, %s) %s: %s", target.name, target.shown, weight, word,
-                observation.output)
+                observation.output, extra=_fields(target, observation))

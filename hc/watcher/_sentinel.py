@@ -326,7 +326,7 @@ class SentinelProber(Prober):
     def _follow(self, primary: str) -> None:
         if self.primary and primary != self.primary:
             log.warning("target %s: failover: the sentinels' primary moved from %s to %s",
-                        self.target.name, self.primary, primary)
+                        self.target.name, self.primary, primary, extra={"target": self.target.name})
             self.seen = replace(self.seen, failovers=self.seen.failovers + 1)
         self.primary = primary
 

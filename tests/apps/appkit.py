@@ -22,6 +22,6 @@ def settings(argv: list[str] | None = None) -> Settings:
 
 def run(health: Health, config: Settings, tasks: tuple[Task, ...] = ()) -> None:
     """Serve `health` with hc's endpoints and lifecycle; exits with the lifecycle's code."""
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     code = asyncio.run(serve(config, health, HealthApp(health), tasks))
     sys.exit(code)
