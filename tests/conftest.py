@@ -31,6 +31,8 @@ from hc.config import probe_address
 
 HC = [sys.executable, "-m", "hc"]
 """The `hc` command, independent of PATH."""
+ROOT = Path(__file__).resolve().parent.parent
+"""The checkout under test: its `hc` is the one every started process imports."""
 APPS = Path(__file__).parent / "apps"
 """Small services built on the kit, run as `python tests/apps/<name>.py [serve flags]`."""
 FAST = {"HC_CHECK_INTERVAL": "0.2", "HC_STATE_INTERVAL": "0.2"}
@@ -49,10 +51,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The test runner's environment without HC_* settings or proxies, plus `extra`."""
+    """The test runner's environment without HC_* settings or proxies, plus `extra`; ROOT
+    first on PYTHONPATH, so that a script (a test app, the example) imports the hc under test
+    rather than whichever one is installed."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("HC_") and k.lower() not in _PROXY_VARS}
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.update(extra or {})
     return env
 
@@ -236,36 +241,43 @@ def hc_serve(tmp_path: Path) -> Iterator[ServeFactory]:
         service.kill()
 
 
-RawServer = Callable[[bytes], int]
+Listen = Callable[..., int]
+
+
+def read_request_head(conn: socket.socket) -> bool:
+    """Read one HTTP request head from `conn`; False when the client closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return False
+        data += chunk
+    return True
 
 
 @pytest.fixture
-def raw_server() -> Iterator[RawServer]:
-    """`raw_server(reply) -> port`: a TCP server on 127.0.0.1 that reads the request head,
-    sends `reply` verbatim and closes: for answers no real HTTP server would give."""
+def listen() -> Iterator[Listen]:
+    """`listen(handle, sndbuf=0) -> port`: a TCP server on 127.0.0.1 that runs `handle(conn)`
+    in a thread of its own for each connection, then closes it; a send buffer of `sndbuf`
+    bytes when given. Stopped when the test ends."""
     listeners: list[socket.socket] = []
 
-    def serve(listener: socket.socket, reply: bytes) -> None:
+    def serve(listener: socket.socket, handle: Callable[[socket.socket], None]) -> None:
         while True:
             try:
                 conn, _ = listener.accept()
             except OSError:
                 return  # closed at teardown
-            with conn:
-                conn.settimeout(5)
-                with contextlib.suppress(OSError):
-                    request = b""
-                    while b"\r\n\r\n" not in request:
-                        chunk = conn.recv(4096)
-                        if not chunk:
-                            break
-                        request += chunk
-                    conn.sendall(reply)
+            threading.Thread(target=_handled, args=(conn, handle), daemon=True).start()
 
-    def start(reply: bytes) -> int:
-        listener = socket.create_server(("127.0.0.1", 0))
+    def start(handle: Callable[[socket.socket], None], sndbuf: int = 0) -> int:
+        listener = socket.socket()
+        if sndbuf:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)  # conns inherit it
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
         listeners.append(listener)
-        threading.Thread(target=serve, args=(listener, reply), daemon=True).start()
+        threading.Thread(target=serve, args=(listener, handle), daemon=True).start()
         port: int = listener.getsockname()[1]
         return port
 
@@ -274,6 +286,27 @@ def raw_server() -> Iterator[RawServer]:
         with contextlib.suppress(OSError):
             listener.shutdown(socket.SHUT_RDWR)
         listener.close()
+
+
+def _handled(conn: socket.socket, handle: Callable[[socket.socket], None]) -> None:
+    with conn, contextlib.suppress(OSError):
+        conn.settimeout(10)
+        handle(conn)
+
+
+RawServer = Callable[[bytes], int]
+
+
+@pytest.fixture
+def raw_server(listen: Listen) -> RawServer:
+    """`raw_server(reply) -> port`: a TCP server on 127.0.0.1 that reads the request head,
+    sends `reply` verbatim and closes: for answers no real HTTP server would give."""
+
+    def answer(conn: socket.socket, reply: bytes) -> None:
+        read_request_head(conn)
+        conn.sendall(reply)
+
+    return lambda reply: listen(lambda conn: answer(conn, reply))
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ test_watcher_kinds.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import socket
 import ssl
@@ -16,6 +15,7 @@ import pytest
 
 from hc.health import Health, Status
 from hc.watcher import Watcher
+from tests.conftest import Listen, read_request_head
 from tests.watcher_fixtures import WATCH_FAST, Tls, output, status, until, watch
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
@@ -41,74 +41,51 @@ Body = Callable[[], Iterator[bytes]]
 
 
 @dataclass
+class Connection:
+    """What a test server sent on one connection."""
+
+    sent: int = 0
+    """Body bytes, all requests together."""
+    ended: threading.Event = field(default_factory=threading.Event)
+    """Set once a body was sent in full or the client went away."""
+
+
+@dataclass
 class BodyServer:
     """An HTTP/1.1 server on 127.0.0.1 answering each request with `head`, then the chunks of
-    a fresh `body()`, on keep-alive connections. Its socket buffers are small, so what it
-    counts as sent is close to what the client read."""
+    a fresh `body()`, on keep-alive connections. Its send buffer is small, so what it counts
+    as sent is close to what the client read."""
 
-    port: int
+    port: int = 0
     requests: int = 0
-    sent: list[int] = field(default_factory=list)
-    """Body bytes sent on each connection, in the order they were opened."""
-    ended: list[threading.Event] = field(default_factory=list)
-    """Per connection: set once the body was sent in full or the client went away."""
-
-
-def _request_head(conn: socket.socket) -> bool:
-    """Read one request head; False when the client closed the connection."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(4096)
-        if not chunk:
-            return False
-        data += chunk
-    return True
+    connections: list[Connection] = field(default_factory=list)
 
 
 def _answer(server: BodyServer, conn: socket.socket, head: bytes, body: Body) -> None:
-    index = len(server.sent)
-    server.sent.append(0)
-    server.ended.append(threading.Event())
-    with conn, contextlib.suppress(OSError):
-        conn.settimeout(10)
-        while _request_head(conn):
+    seen = Connection()
+    server.connections.append(seen)
+    try:
+        while read_request_head(conn):
             server.requests += 1
             conn.sendall(head)
             for chunk in body():
                 conn.sendall(chunk)
-                server.sent[index] += len(chunk)
-            server.ended[index].set()
-    server.ended[index].set()
+                seen.sent += len(chunk)
+            seen.ended.set()
+    finally:
+        seen.ended.set()
 
 
 @pytest.fixture
-def body_server() -> Iterator[Callable[[bytes, Body], BodyServer]]:
+def body_server(listen: Listen) -> Callable[[bytes, Body], BodyServer]:
     """`body_server(head, body) -> BodyServer`, stopped when the test ends."""
-    listeners: list[socket.socket] = []
-
-    def accept(listener: socket.socket, server: BodyServer, head: bytes, body: Body) -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return  # closed at teardown
-            threading.Thread(target=_answer, args=(server, conn, head, body), daemon=True).start()
 
     def start(head: bytes, body: Body) -> BodyServer:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CHUNK)  # inherited by conns
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        listeners.append(listener)
-        server = BodyServer(listener.getsockname()[1])
-        threading.Thread(target=accept, args=(listener, server, head, body), daemon=True).start()
+        server = BodyServer()
+        server.port = listen(lambda conn: _answer(server, conn, head, body), sndbuf=CHUNK)
         return server
 
-    yield start
-    for listener in listeners:
-        with contextlib.suppress(OSError):
-            listener.shutdown(socket.SHUT_RDWR)
-        listener.close()
+    return start
 
 
 def latency(watcher: Watcher, name: str) -> float:
@@ -191,8 +168,8 @@ def test_a_large_body_is_not_downloaded(body_server: Callable[[bytes, Body], Bod
     watcher = run([f"http://127.0.0.1:{server.port}/big,name=big"])
 
     assert status(watcher, "big") is Status.PASS, output(watcher, "big")
-    assert server.ended[0].wait(5)
-    assert server.sent[0] < BIG // 10
+    assert server.connections[0].ended.wait(5)
+    assert server.connections[0].sent < BIG // 10
 
 
 def test_a_short_body_is_read_and_its_connection_kept(
@@ -203,4 +180,4 @@ def test_a_short_body_is_read_and_its_connection_kept(
         await until(lambda: server.requests >= 3, "three checks")
 
     watch([f"http://127.0.0.1:{server.port}/,name=web,interval=0.1"], scenario, **WATCH_FAST)
-    assert len(server.sent) == 1
+    assert len(server.connections) == 1
