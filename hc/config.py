@@ -202,9 +202,9 @@ OPTIONS: tuple[Option, ...] = (
             "it fails.", frozenset({SERVE}), minimum=0.01),
     Option("max_concurrency", int, 32, "Target checks that may run at the same time.",
            frozenset({SERVE}), minimum=1, maximum=10000),
-    Option("jitter", float, 0.1, "Fraction of its interval by which each target check is "
-           "moved at random, to spread the load.", frozenset({SERVE}), minimum=0.0,
-           maximum=0.5),
+    Option("jitter", float, 0.1, "Fraction of its interval by which each target check after "
+           "the first (which runs at start) is moved at random, to spread the load.",
+           frozenset({SERVE}), minimum=0.0, maximum=0.5),
     Option("redis_lag_warn", int, 16 * 2**20, "Replication lag (bytes) at which a Redis "
            "primary target warns, unless lag_warn= is given; 0 turns it off.",
            frozenset({SERVE}), minimum=0),

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hc import exits
 from hc.config import PROBE, load
 from hc.probe import DOCKER_OUTPUT_LIMIT, MAX_RESPONSE, ProbeError, Verdict, _parse, render
-from tests.conftest import RawServer, ServeFactory, free_port, run_hc
+from tests.conftest import ROOT, RawServer, ServeFactory, free_port, run_hc
 
 SLACK = 0.5
 """The issue's bound: a probe of a silent port ends within its timeout plus this."""
@@ -256,7 +256,6 @@ sys.argv = ["hc", "healthcheck", *sys.argv[1:]]
 from hc.__main__ import main
 main()
 """
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def probe_imports(*args: str, env: dict[str, str]) -> set[str]:
