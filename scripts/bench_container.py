@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,7 +47,7 @@ IMAGE = os.environ.get("HC_IMAGE", "hc:dev")
 NOOP = "hc-bench-noop"
 HEALTH = ["--health-interval", "1s", "--health-timeout", "5s", "--health-retries", "2",
           "--health-start-period", "0s"]
-TMP_MOUNTS = (
+TMP_MOUNTS: tuple[tuple[str, list[str]], ...] = (
     ("overlay /tmp", []),
     ("tmpfs /tmp", ["--read-only", "--tmpfs", "/tmp:exec,mode=1777"]),  # noqa: S108 (in the container)
     ("volume /tmp", ["--read-only", "--mount", "type=volume,target=/tmp"]),
@@ -63,8 +64,9 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
     return result.stdout
 
 
-def inspect(name: str) -> dict[str, object]:
-    state: dict[str, object] = json.loads(docker("inspect", "-f", "{{json .State}}", name))
+def inspect(name: str) -> dict[str, Any]:
+    """`docker inspect`'s State of a container (JSON of Docker's making, so untyped)."""
+    state: dict[str, Any] = json.loads(docker("inspect", "-f", "{{json .State}}", name))
     return state
 
 
@@ -102,9 +104,8 @@ def build_noop() -> None:
                        capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
 
 
-def health_log(name: str) -> list[dict[str, object]]:
-    health = inspect(name).get("Health") or {}
-    log: list[dict[str, object]] = health.get("Log", [])  # type: ignore[union-attr]
+def health_log(name: str) -> list[dict[str, Any]]:
+    log: list[dict[str, Any]] = (inspect(name).get("Health") or {}).get("Log", [])
     return log
 
 
@@ -146,11 +147,11 @@ def stays_healthy(image: str, limit_mib: int, extra: list[str], seconds: float =
     memory = [f"--memory={limit_mib}m", f"--memory-swap={limit_mib}m"]
     with container(image, *memory, *extra, *HEALTH) as name:
         deadline = time.monotonic() + 30
-        while inspect(name).get("Health", {}).get("Status") != "healthy":  # type: ignore[union-attr]
+        while inspect(name).get("Health", {}).get("Status") != "healthy":
             if time.monotonic() > deadline or not inspect(name)["Running"]:
                 return False
             time.sleep(0.5)
-        pid = int(inspect(name)["Pid"])  # type: ignore[call-overload]
+        pid = int(inspect(name)["Pid"])
         since = time.time()
         deadline = time.monotonic() + seconds
         codes: dict[str, int] = {}
@@ -158,7 +159,7 @@ def stays_healthy(image: str, limit_mib: int, extra: list[str], seconds: float =
             state = inspect(name)
             if not state["Running"]:
                 return False
-            codes.update((str(e["Start"]), int(e["ExitCode"]))  # type: ignore[call-overload]
+            codes.update((str(e["Start"]), int(e["ExitCode"]))
                          for e in health_log(name) if instant(str(e["Start"])) >= since)
             time.sleep(1.5)
         return set(codes.values()) <= {0} and len(codes) >= seconds / 2 and oom_kills(pid) == 0
@@ -181,7 +182,7 @@ def idle_memory(extra: list[str]) -> dict[str, float]:
     """MiB: the service's RSS (anon, file) and its container's memory cgroup, idle."""
     with container(IMAGE, *extra, *HEALTH) as name:
         time.sleep(15)
-        pid = int(inspect(name)["Pid"])  # type: ignore[call-overload]
+        pid = int(inspect(name)["Pid"])
         status = dict(line.split(":", 1) for line in
                       Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
         kib = {key: int(status[key].split()[0]) for key in ("VmRSS", "RssAnon", "RssFile")}

@@ -495,8 +495,7 @@ def test_any_config_file_gives_settings_or_one_config_error(values: dict[str, ob
 
 @settings(deadline=None, max_examples=25)  # each example is a process
 @given(st.dictionaries(st.sampled_from([o.env for o in OPTIONS if o.name != "config"]),
-                       st.text(alphabet=st.characters(blacklist_categories=("Cs",),
-                                                      blacklist_characters="\x00"),
+                       st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
                                max_size=12), max_size=3))
 def test_hc_config_exits_0_or_78_with_one_line_whatever_the_environment(
         env: dict[str, str]) -> None:

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,8 +86,9 @@ def wait_health(name: str, wanted: str, seconds: float = 30) -> None:
     wait_for(lambda: health_status(name) == wanted, seconds, f"{name} to become {wanted}")
 
 
-def state(name: str) -> dict[str, object]:
-    data: dict[str, object] = json.loads(docker("inspect", "-f", "{{json .State}}",
+def state(name: str) -> dict[str, Any]:
+    """`docker inspect`'s State of a container (JSON of Docker's making, so untyped)."""
+    data: dict[str, Any] = json.loads(docker("inspect", "-f", "{{json .State}}",
                                                 name).stdout)
     return data
 
@@ -132,7 +134,7 @@ def test_stopped_service_turns_unhealthy_and_recovers_on_sigcont(run_container: 
     finally:
         os.kill(python, signal.SIGCONT)
     wait_health(name, "healthy", seconds=30)
-    log = state(name)["Health"]["Log"]  # type: ignore[index]
+    log = state(name)["Health"]["Log"]
     assert any(entry["ExitCode"] == exits.FAILURE for entry in log)
     assert all(entry["ExitCode"] in (exits.OK, exits.FAILURE) for entry in log)
 
@@ -203,7 +205,7 @@ def _kill_probes_by_docker(name: str, count: int) -> None:
     python = service_python_pid(name)
     os.kill(python, signal.SIGSTOP)
     try:
-        wait_for(lambda: sum(1 for e in state(name)["Health"]["Log"]  # type: ignore[index]
+        wait_for(lambda: sum(1 for e in state(name)["Health"]["Log"]
                              if e["ExitCode"] not in (exits.OK, exits.FAILURE)) >= 1,
                  60, "a probe killed by Docker's timeout")
         deadline = time.monotonic() + 120
@@ -248,7 +250,7 @@ def test_probe_ends_itself_before_dockers_timeout(run_container: Run) -> None:
                                     name).stdout) >= 4, 60, "four failed probes")
     finally:
         os.kill(python, signal.SIGCONT)
-    codes = [e["ExitCode"] for e in state(name)["Health"]["Log"]]  # type: ignore[index]
+    codes = [e["ExitCode"] for e in state(name)["Health"]["Log"]]
     assert set(codes) <= {exits.OK, exits.FAILURE}, codes
     assert _zombies(name) == 0
     # Probes keep running every second; between two of them /tmp is back to what it was.
@@ -279,14 +281,14 @@ def _instant(timestamp: str) -> tuple[str, str]:
 def test_stays_healthy_for_60s_under_a_64_mib_memory_limit(run_container: Run) -> None:
     name = run_container("--memory", "64m", "--memory-swap", "64m", *FAST_HEALTH)
     wait_health(name, "healthy", seconds=30)
-    healthy_since = _instant(state(name)["Health"]["Log"][-1]["Start"])  # type: ignore[index]
+    healthy_since = _instant(state(name)["Health"]["Log"][-1]["Start"])
     probes: dict[tuple[str, str], int] = {}
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         current = state(name)
-        assert current["Health"]["Status"] == "healthy", current["Health"]  # type: ignore[index]
-        probes.update((_instant(e["Start"]), e["ExitCode"])  # type: ignore[index]
-                      for e in current["Health"]["Log"])  # type: ignore[index]
+        assert current["Health"]["Status"] == "healthy", current["Health"]
+        probes.update((_instant(e["Start"]), e["ExitCode"])
+                      for e in current["Health"]["Log"])
         time.sleep(2)
 
     later = {start: code for start, code in probes.items() if start >= healthy_since}
