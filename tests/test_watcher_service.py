@@ -219,3 +219,20 @@ def test_a_password_never_appears_in_any_output(
     leaks = [text for text in seen if SECRET in text or SENTINEL_SECRET in text
              or basic in text]
     assert not leaks
+
+
+def test_no_piece_of_a_password_holding_at_signs_shows_in_logs_or_outputs(
+        hc_serve: ServeFactory) -> None:
+    pieces = ("Wq3", "Xv9", "Rt5")
+    spec = f"redis://:{'@'.join(pieces)}@127.0.0.1:{free_port()},name=at,interval=0.2"
+    service = hc_serve("--target", spec, "--log-level", "debug", wait="/livez")
+
+    found = wait_checked(service)
+    seen = [service.get("/targets").text, service.get("/healthz?verbose").text,
+            service.healthcheck("--verbose").stdout,
+            run_hc("config", "--target", spec).stdout]
+    assert service.stop(signal.SIGTERM) == exits.OK
+    seen.append(service.log())
+
+    assert found["at"]["output"] == "connection refused"
+    assert [piece for piece in pieces if any(piece in text for text in seen)] == []
