@@ -25,6 +25,12 @@ EVERY = "config"
 """`hc config` shows every option."""
 BOTH = frozenset({SERVE, PROBE})
 
+FILE_SUFFIX = "_FILE"
+"""`HC_<NAME>_FILE=PATH` gives a setting the content of PATH, the convention of the official
+database images for secrets mounted as files (Docker and Kubernetes secrets)."""
+FILE_LIMIT = 1 << 20
+"""Bytes a setting's file may hold: more is a mistake (a wrong path), not a value."""
+
 MODES = ("live", "ready", "startup")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -66,6 +72,11 @@ class Option:
     @property
     def env(self) -> str:
         return "HC_" + self.name.upper()
+
+    @property
+    def env_file(self) -> str:
+        """The variable naming a file that holds the value (`HC_TARGET_FILE`), for secrets."""
+        return self.env + FILE_SUFFIX
 
     @property
     def flag(self) -> str:
@@ -317,7 +328,8 @@ def load(
     sources: dict[str, str] = {}
     allowed = options_for(command)
 
-    config_path = flags.get("config") or env.get(BY_NAME["config"].env, "")
+    from_env = {o.name: found for o in allowed if (found := env_value(o, env)) is not None}
+    config_path = flags.get("config") or from_env.get("config", ("", ""))[0]
     if config_path:
         file_values = _read_file(config_path)
         known = {o.name for o in OPTIONS}
@@ -328,9 +340,8 @@ def load(
             if name not in known or name == "config":
                 raise ConfigError(key, raw, config_path, "unknown key; see `hc config --help`")
             _set(values, sources, BY_NAME[name], raw, f"file {config_path}")
-    for option in allowed:
-        if option.env in env:
-            _set(values, sources, option, env[option.env], f"env {option.env}")
+    for name, (raw, source) in from_env.items():
+        _set(values, sources, BY_NAME[name], raw, source)
     for name, raw in flags.items():
         _set(values, sources, BY_NAME[name], raw, f"flag {BY_NAME[name].flag}")
     settings = Settings(values, sources)
@@ -338,11 +349,45 @@ def load(
     return settings
 
 
+def env_value(option: Option, env: Mapping[str, str]) -> tuple[str, str] | None:
+    """The raw value of `option` in `env` and its source, or None when neither `HC_<NAME>` nor
+    `HC_<NAME>_FILE` (a file holding the value; one trailing newline dropped) is set.
+
+    Raises ConfigError naming the setting and the file, never its content, when the file cannot
+    be read or both variables are set.
+    """
+    path = env.get(option.env_file, "")
+    if not path:  # unset or empty: as the database images do, an empty one counts as unset
+        return (env[option.env], f"env {option.env}") if option.env in env else None
+    source = f"env {option.env_file}"
+    if option.env in env:
+        raise ConfigError(option.name, path, source,
+                          f"{option.env} is set too; set one of them")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(FILE_LIMIT + 1)
+    except OSError as exc:
+        raise ConfigError(option.name, path, source, f"cannot read: {exc.strerror}") from None
+    if len(data) > FILE_LIMIT:
+        raise ConfigError(option.name, path, source, f"larger than {FILE_LIMIT} bytes")
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise ConfigError(option.name, path, source, "not UTF-8 text") from None
+    return text.removesuffix("\n").removesuffix("\r"), f"file {option.env_file}={path}"
+
+
 def _set(values: dict[str, Any], sources: dict[str, str], option: Option, raw: object,
          source: str) -> None:
     if option.repeated and source.startswith("flag") and not raw:
         return  # a repeatable flag given zero times
-    values[option.name] = option.parse(raw, source)
+    try:
+        values[option.name] = option.parse(raw, source)
+    except ConfigError as exc:
+        if not source.startswith(f"file {option.env_file}="):
+            raise
+        # The file may be a secret mounted under the wrong name: never quote its content.
+        raise ConfigError(option.name, "(not shown)", source, exc.expected) from None
     sources[option.name] = source
 
 
