@@ -183,6 +183,7 @@ OPTIONS: tuple[Option, ...] = (
            "[,critical][,key=value...]; URL is redis://, rediss://, unix://, "
            "sentinel://host:port[,host:port...]/MASTER[?password=DATA], http://, https:// or "
            "tcp://host:port; other keys: expect=200-299 (http), ca_file=PATH (http, redis), "
+           "password_file=PATH (redis, sentinel, http: the password, read at each connect), "
            "role=primary|replica (redis), lag_warn=BYTES, lag_fail=BYTES, last_io_warn=S, "
            "last_io_fail=S (redis, sentinel); repeatable (env: space-separated).",
            frozenset({SERVE}), repeated=True, secret=True),
@@ -290,10 +291,21 @@ _USERINFO = r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*):[^/@\s]*@"
 _PASSWORD_PARAM = r"(?i)(?P<head>[?&]password=)[^&\s)\]'\"]*"  # noqa: S105 (a pattern)
 
 
+_SECRETS: set[str] = set()
+
+
+def add_secret(secret: str) -> None:
+    """Have `redact_url` hide `secret` from now on (a password read from a file)."""
+    _SECRETS.add(secret)
+
+
 def redact_url(text: str) -> str:
-    """Hide passwords in `scheme://user:password@host` and `?password=` found in text."""
+    """Hide passwords in `scheme://user:password@host` and `?password=` found in text, and
+    every secret given to `add_secret`."""
     import re  # here, not at the top: the probe never redacts and `re` would cost it ~2 ms
 
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
     text = re.sub(_USERINFO, r"\g<head>:***@", text)
     return re.sub(_PASSWORD_PARAM, r"\g<head>***", text)
 
@@ -364,17 +376,26 @@ def env_value(option: Option, env: Mapping[str, str]) -> tuple[str, str] | None:
         raise ConfigError(option.name, path, source,
                           f"{option.env} is set too; set one of them")
     try:
+        return read_value(path), f"file {option.env_file}={path}"
+    except ValueError as exc:
+        raise ConfigError(option.name, path, source, str(exc)) from None
+
+
+def read_value(path: str) -> str:
+    """The value held by the file at `path` (a secret mounted as a file): UTF-8 text of at most
+    FILE_LIMIT bytes, one trailing newline dropped. Raises ValueError saying why not in a few
+    words, never quoting the content."""
+    try:
         with open(path, "rb") as handle:
             data = handle.read(FILE_LIMIT + 1)
     except OSError as exc:
-        raise ConfigError(option.name, path, source, f"cannot read: {exc.strerror}") from None
+        raise ValueError(f"cannot read: {exc.strerror or type(exc).__name__}") from None
     if len(data) > FILE_LIMIT:
-        raise ConfigError(option.name, path, source, f"larger than {FILE_LIMIT} bytes")
+        raise ValueError(f"larger than {FILE_LIMIT} bytes")
     try:
-        text = data.decode()
+        return data.decode().removesuffix("\n").removesuffix("\r")
     except UnicodeDecodeError:
-        raise ConfigError(option.name, path, source, "not UTF-8 text") from None
-    return text.removesuffix("\n").removesuffix("\r"), f"file {option.env_file}={path}"
+        raise ValueError("not UTF-8 text") from None
 
 
 def _set(values: dict[str, Any], sources: dict[str, str], option: Option, raw: object,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from collections.abc import Generator
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -12,6 +14,7 @@ from hc.config import ConfigError, Option
 from hc.health import Status
 from hc.watcher._kind import CA_FILE, Kind, Shared
 from hc.watcher._model import Observation, Prober, Target, Unusable, describe, failed
+from hc.watcher._password import BOTH_PASSWORDS, PASSWORD_FILE, PasswordFileError, read_password
 
 # httpx logs every request at INFO: one line per target per interval would flood the log.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -46,6 +49,17 @@ class HttpClients:
         self._clients.clear()
 
 
+class FileBasicAuth(httpx.Auth):
+    """HTTP basic auth with the URL's username and the password read from a file at every
+    request, so a rotated secret is used from the next check on."""
+
+    def __init__(self, username: str, path: str) -> None:
+        self.username, self.path = username, path
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        yield from httpx.BasicAuth(self.username, read_password(self.path)).auth_flow(request)
+
+
 class HttpProber(Prober):
     """GET per check; passes when the status is in the target's `expect` range. The client
     comes from HttpClients, made before the first check (loading CAs blocks ~100 ms)."""
@@ -53,14 +67,22 @@ class HttpProber(Prober):
     def __init__(self, target: Target, client: httpx.AsyncClient) -> None:
         self.target, self.client = target, client
         self.expect: tuple[int, int] = target.options["expect"]
+        password_file: str = target.options["password_file"]
+        self.auth: httpx.Auth | None = None
+        if password_file:
+            self.auth = FileBasicAuth(unquote(urlsplit(target.url).username or ""),
+                                      password_file)
 
     async def check(self) -> Observation:
         low, high = self.expect
         started = time.monotonic()
         try:  # no timeout of its own: the scheduler ends every check at the target's timeout
-            response = await self.client.get(self.target.url, timeout=None)
+            response = await self.client.get(self.target.url, timeout=None,
+                                             auth=self.auth or httpx.USE_CLIENT_DEFAULT)
         except httpx.HTTPError as exc:
             return failed(exc)
+        except PasswordFileError as exc:
+            return Observation(Status.FAIL, str(exc))
         latency = time.monotonic() - started
         code = response.status_code
         span = f"{low}" if low == high else f"{low}-{high}"
@@ -89,10 +111,12 @@ EXPECT = _Statuses("expect", str, (200, 299), "HTTP statuses that pass: 200-299 
 
 def _prober(target: Target, shared: Shared) -> Prober:
     ca_file: str = target.options["ca_file"]
+    if target.options["password_file"] and urlsplit(target.url).password is not None:
+        return Unusable(BOTH_PASSWORDS)
     try:
         return HttpProber(target, shared.get(HttpClients).get(ca_file))
     except (OSError, ssl.SSLError) as exc:
         return Unusable(f"cannot use ca_file {ca_file}: {describe(exc)}")
 
 
-HTTP = Kind("http", ("http", "https"), _prober, keys=(EXPECT, CA_FILE))
+HTTP = Kind("http", ("http", "https"), _prober, keys=(EXPECT, CA_FILE, PASSWORD_FILE))
