@@ -153,6 +153,11 @@ OPTIONS: tuple[Option, ...] = (
            BOTH),
     Option("state_dir", str, "", "Directory of the state snapshot read by the probe "
            "(default /dev/shm/hc-<uid>, else <tmp>/hc-<uid>).", BOTH),
+    Option("reuse_port", bool, False, "Share the TCP port with other hc processes of the same "
+           "user that set this too (SO_REUSEPORT), as the old and the new task of a "
+           "start-first rolling update on a host network must; the kernel spreads connections "
+           "among them, and the probe reaches its own service through a unix socket in the "
+           "state dir.", BOTH),
     _seconds("drain_delay", 1.0, "Seconds between SIGTERM (readiness fails) and closing the "
              "listener.", frozenset({SERVE})),
     _seconds("shutdown_timeout", 5.0, "Seconds in-flight requests get to finish after the "
@@ -231,6 +236,7 @@ class Settings:
     port: int
     uds: str
     state_dir: str
+    reuse_port: bool
     drain_delay: float
     shutdown_timeout: float
     check_interval: float

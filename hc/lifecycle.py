@@ -22,7 +22,7 @@ from typing import Any
 from hc import __version__, exits, state
 from hc.config import Settings, redact_url
 from hc.health import Health, LoopLag, MemoryLimit
-from hc.server import ASGIApp, Server, bind, make_server
+from hc.server import ASGIApp, Server, bind, bind_unix, make_server
 
 log = logging.getLogger("hc.lifecycle")
 
@@ -62,7 +62,12 @@ async def serve(settings: Settings, health: Health, app: ASGIApp,
     """
     snapshot_path = state.path_for(settings.state_dir, settings.port, settings.uds)
     state.prepare(snapshot_path)
-    sock = bind(settings.host, settings.port, settings.uds)
+    sockets = [bind(settings.host, settings.port, settings.uds,
+                    reuse_port=settings.reuse_port)]
+    private = ""  # the probe's own way in while other processes share the port
+    if settings.reuse_port and not settings.uds:
+        private = state.socket_for(settings.state_dir, settings.port)
+        sockets.append(bind_unix(private))
     server = make_server(app, access_log=settings.access_log,
                          shutdown_timeout=settings.shutdown_timeout)
     loop = asyncio.get_running_loop()
@@ -78,17 +83,20 @@ async def serve(settings: Settings, health: Health, app: ASGIApp,
     if os.getpid() == 1:
         loop.add_signal_handler(signal.SIGCHLD, reap_children)
     where = settings.uds or f"{settings.host}:{settings.port}"
+    if private:
+        where += f" (shared with reuse_port; the probe's way in: {private})"
     log.info("hc %s listening on %s (pid %d)", __version__, where, os.getpid())
     try:
-        await server.serve(sockets=[sock])
+        await server.serve(sockets=sockets)
     finally:
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         state.remove(snapshot_path)
-        if settings.uds:
-            with contextlib.suppress(OSError):
-                os.unlink(settings.uds)
+        for path in (settings.uds, private):
+            if path:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
     log.info("stopped cleanly")
     return exits.OK
 

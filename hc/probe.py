@@ -78,8 +78,11 @@ def _target(settings: Settings) -> tuple[str, str, int, str, str]:
             path += "?" + parts.query
         return settings.url, parts.hostname, port, "", path
     path = f"/{endpoint}?verbose"
-    if settings.uds:
-        return f"http+unix://{settings.uds}{path}", "localhost", 0, settings.uds, path
+    uds = settings.uds
+    if not uds and settings.reuse_port:  # the port may lead to another process: not ours
+        uds = state.socket_for(settings.state_dir, settings.port)
+    if uds:
+        return f"http+unix://{uds}{path}", "localhost", 0, uds, path
     host = probe_address(settings.host)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{settings.port}{path}", host, settings.port, "", path

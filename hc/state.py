@@ -46,6 +46,12 @@ def path_for(state_dir: str, port: int, uds: str = "") -> str:
     return os.path.join(directory, f"state-{key}.json")
 
 
+def socket_for(state_dir: str, port: int) -> str:
+    """The unix socket beside the snapshot through which the probe reaches the service
+    listening on `port` when others share that port (`reuse_port`)."""
+    return os.path.join(state_dir or default_dir(), f"http-{port}.sock")
+
+
 def _private_name(directory: str, prefix: str) -> str:
     """A file name in our own 0700 dir that no other writer (process or thread) uses."""
     return os.path.join(directory, f".{prefix}-{os.getpid()}-{_thread.get_ident()}")
