@@ -17,7 +17,7 @@ class PasswordFileError(Exception):
     reason, never the content."""
 
     def __init__(self, path: str, reason: str) -> None:
-        self.path, self.reason = path, reason
+        self.reason = reason
         super().__init__(f"password_file {path}: {reason}")
 
 

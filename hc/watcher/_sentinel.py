@@ -97,6 +97,7 @@ class Login:
 
     @property
     def has_password(self) -> bool:
+        """Whether a password is given, in the URL or as a file."""
         return bool(self.password or self.password_file)
 
     def options(self) -> dict[str, Any]:
