@@ -18,6 +18,7 @@ from typer.core import TyperCommand
 from hc import __version__, exits, state
 from hc.config import (
     EVERY,
+    FILE_SUFFIX,
     PROBE,
     SERVE,
     ConfigError,
@@ -36,12 +37,19 @@ command line, {exits.CONFIG} bad config. healthcheck {exits.OK} healthy, {exits.
 unhealthy for any reason (never {exits.USAGE}: Docker reserves it).
 """
 
+SETTINGS = f"""
+Every option is also read from the environment: HC_<NAME>, or HC_<NAME>{FILE_SUFFIX} naming a
+file that holds the value (a secret mounted as a file; one trailing newline is dropped).
+Precedence: defaults < TOML file of --config < environment < flags.
+"""
+
 PROBE_HELP = (f"Probe the own service's port and state; exit {exits.OK} healthy, {exits.FAILURE} "
               "unhealthy (for any reason). For Docker HEALTHCHECK and exec probes.")
 
 app = typer.Typer(
     name="hc",
-    help="Run a service and health-check it from inside a FROM scratch image." + EXIT_CODES,
+    help="Run a service and health-check it from inside a FROM scratch image." + SETTINGS
+    + EXIT_CODES,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -169,12 +177,13 @@ class ProbeCommand(TyperCommand):
 
 def add_healthcheck(target: typer.Typer, name: str = "healthcheck") -> None:
     """Give another Typer app hc's `healthcheck` command (same options, same exit codes)."""
-    target.command(name, cls=ProbeCommand, help=PROBE_HELP)(_command(PROBE, _healthcheck))
+    target.command(name, cls=ProbeCommand, help=PROBE_HELP, epilog=SETTINGS)(
+        _command(PROBE, _healthcheck))
 
 
 app.command("serve", help="Run the dependency watcher with /livez /readyz /healthz /metrics."
             f" Exits {exits.OK} on SIGTERM/SIGINT after draining, {exits.CONFIG} on bad "
-            "config.")(_command(SERVE, _serve))
+            "config.", epilog=SETTINGS)(_command(SERVE, _serve))
 add_healthcheck(app)
 app.command("config", help="Print the effective settings as TOML lines for the file given by "
             "--config, each with where it came from (secrets hidden as ***); --json for "

@@ -27,6 +27,12 @@ EVERY = "config"
 """`hc config` shows every option."""
 BOTH = frozenset({SERVE, PROBE})
 
+FILE_SUFFIX = "_FILE"
+"""`HC_<NAME>_FILE=PATH` gives a setting the content of PATH, the convention of the official
+database images for secrets mounted as files (Docker and Kubernetes secrets)."""
+FILE_LIMIT = 1 << 20
+"""Bytes a setting's file may hold: more is a mistake (a wrong path), not a value."""
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -67,6 +73,11 @@ class Option:
     @property
     def env(self) -> str:
         return "HC_" + self.name.upper()
+
+    @property
+    def env_file(self) -> str:
+        """The variable naming a file that holds the value (`HC_TARGET_FILE`), for secrets."""
+        return self.env + FILE_SUFFIX
 
     @property
     def flag(self) -> str:
@@ -159,6 +170,11 @@ OPTIONS: tuple[Option, ...] = (
            BOTH),
     Option("state_dir", str, "", "Directory of the state snapshot read by the probe "
            "(default /dev/shm/hc-<uid>, else <tmp>/hc-<uid>).", BOTH),
+    Option("reuse_port", bool, False, "Share the TCP port with other hc processes of the same "
+           "user that set this too (SO_REUSEPORT), as the old and the new task of a "
+           "start-first rolling update on a host network must; the kernel spreads connections "
+           "among them, and the probe reaches its own service through a unix socket in the "
+           "state dir.", BOTH),
     seconds("drain_delay", 1.0, "Seconds between SIGTERM (readiness fails) and closing the "
             "listener.", frozenset({SERVE})),
     seconds("shutdown_timeout", 5.0, "Seconds in-flight requests get to finish after the "
@@ -193,6 +209,7 @@ OPTIONS: tuple[Option, ...] = (
            "[,critical][,key=value...]; URL is redis://, rediss://, unix://, "
            "sentinel://host:port[,host:port...]/MASTER[?password=DATA], http://, https:// or "
            "tcp://host:port; other keys: expect=200-299 (http), ca_file=PATH (http, redis), "
+           "password_file=PATH (redis, sentinel, http: the password, read at each connect), "
            "role=primary|replica (redis), lag_warn=BYTES, lag_fail=BYTES, last_io_warn=S, "
            "last_io_fail=S (redis, sentinel); repeatable (env: space-separated).",
            frozenset({SERVE}), repeated=True, secret=True),
@@ -242,6 +259,7 @@ class Settings:
     port: int
     uds: str
     state_dir: str
+    reuse_port: bool
     drain_delay: float
     shutdown_timeout: float
     check_interval: float
@@ -309,10 +327,21 @@ _PASSWORD_PARAM = r"(?i)(?P<head>[?&]password=)[^&\s,)\]'\"]*"  # noqa: S105 (a 
 in a target spec a comma separates keys (one inside the URL is written %2C)."""
 
 
+_SECRETS: set[str] = set()
+
+
+def add_secret(secret: str) -> None:
+    """Have `redact_url` hide `secret` from now on (a password read from a file)."""
+    _SECRETS.add(secret)
+
+
 def redact_url(text: str) -> str:
-    """Hide passwords in `scheme://user:password@host` and `?password=` found in text."""
+    """Hide passwords in `scheme://user:password@host` and `?password=` found in text, and
+    every secret given to `add_secret`."""
     import re  # here, not at the top: the probe never redacts and `re` would cost it ~2 ms
 
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
     # Parameters first: a `?password=` value holding an `@` must not pass for the end of a
     # userinfo.
     text = re.sub(_PASSWORD_PARAM, r"\g<head>***", text)
@@ -369,17 +398,17 @@ def load(
     sources: dict[str, str] = {}
     allowed = options_for(command)
 
+    from_env = {o.name: found for o in allowed if (found := env_value(o, env)) is not None}
     config = BY_NAME["config"]
     config_path, config_source = flags.get("config"), f"flag {config.flag}"
     if not config_path:
-        config_path, config_source = env.get(config.env, ""), f"env {config.env}"
+        config_path, config_source = from_env.get("config", ("", ""))
     if config_path:
         sources["config"] = config_source
         for option, _, raw in _file_values(config_path, config_source):
             _set(values, sources, option, raw, f"file {config_path}")
-    for option in allowed:
-        if option.env in env:
-            _set(values, sources, option, env[option.env], f"env {option.env}")
+    for name, (raw, source) in from_env.items():
+        _set(values, sources, BY_NAME[name], raw, source)
     for name, raw in flags.items():
         _set(values, sources, BY_NAME[name], raw, f"flag {BY_NAME[name].flag}")
     settings = Settings(values, sources)
@@ -387,11 +416,54 @@ def load(
     return settings
 
 
+def env_value(option: Option, env: Mapping[str, str]) -> tuple[str, str] | None:
+    """The raw value of `option` in `env` and its source, or None when neither `HC_<NAME>` nor
+    `HC_<NAME>_FILE` (a file holding the value; one trailing newline dropped) is set.
+
+    Raises ConfigError naming the setting and the file, never its content, when the file cannot
+    be read or both variables are set.
+    """
+    path = env.get(option.env_file, "")
+    if not path:  # unset or empty: as the database images do, an empty one counts as unset
+        return (env[option.env], f"env {option.env}") if option.env in env else None
+    source = f"env {option.env_file}"
+    if option.env in env:
+        raise ConfigError(option.name, path, source,
+                          f"{option.env} is set too; set one of them")
+    try:
+        return read_value(path), f"file {option.env_file}={path}"
+    except ValueError as exc:
+        raise ConfigError(option.name, path, source, str(exc)) from None
+
+
+def read_value(path: str) -> str:
+    """The value held by the file at `path` (a secret mounted as a file): UTF-8 text of at most
+    FILE_LIMIT bytes, one trailing newline dropped. Raises ValueError saying why not in a few
+    words, never quoting the content."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(FILE_LIMIT + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > FILE_LIMIT:
+        raise ValueError(f"larger than {FILE_LIMIT} bytes")
+    try:
+        return data.decode().removesuffix("\n").removesuffix("\r")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+
+
 def _set(values: dict[str, Any], sources: dict[str, str], option: Option, raw: object,
          source: str) -> None:
     if option.repeated and source.startswith("flag") and not raw:
         return  # a repeatable flag given zero times
-    values[option.name] = option.parse(raw, source)
+    try:
+        values[option.name] = option.parse(raw, source)
+    except ConfigError as exc:
+        if not source.startswith(f"file {option.env_file}="):
+            raise
+        # The file may be a secret mounted under the wrong name: never quote its content.
+        raise ConfigError(option.name, "(not shown)", source, exc.expected) from None
     sources[option.name] = source
 
 
@@ -490,7 +562,7 @@ def unknown_env(env: Mapping[str, str] | None = None) -> list[str]:
     import difflib
 
     env = os.environ if env is None else env
-    known = [o.env for o in OPTIONS] + [o.env + "_FILE" for o in OPTIONS]
+    known = [o.env for o in OPTIONS] + [o.env_file for o in OPTIONS]
     warnings = []
     for name in sorted(n for n in env if n.startswith("HC_") and n not in known):
         close = difflib.get_close_matches(name, known, n=1)

@@ -81,8 +81,11 @@ def _target(settings: Settings) -> tuple[str, str, int, str, str]:
         host, port, path = parse_url(settings)
         return settings.url, host, port, "", path
     path = f"/{endpoint}?verbose"
-    if settings.uds:
-        return f"http+unix://{settings.uds}{path}", "localhost", 0, settings.uds, path
+    uds = settings.uds
+    if not uds and settings.reuse_port:  # the port may lead to another process: not ours
+        uds = state.socket_for(settings.state_dir, settings.host, settings.port)
+    if uds:
+        return f"http+unix://{uds}{path}", "localhost", 0, uds, path
     host = probe_address(settings.host)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{settings.port}{path}", host, settings.port, "", path

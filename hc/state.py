@@ -92,10 +92,19 @@ def path_for(state_dir: str, host: str, port: int, uds: str = "") -> str:
     Keyed by the address a probe connects to, so services on 127.0.0.1:P and 127.0.0.2:P each
     have their own file, and one listening on 0.0.0.0 is found by a probe of 127.0.0.1.
     """
-    directory = state_dir or default_dir()
+    return os.path.join(state_dir or default_dir(), f"state-{_key(host, port, uds)}.json")
+
+
+def socket_for(state_dir: str, host: str, port: int) -> str:
+    """The unix socket beside the snapshot through which the probe reaches the service
+    listening on host:port when others share that port (`reuse_port`)."""
+    return os.path.join(state_dir or default_dir(), f"http-{_key(host, port)}.sock")
+
+
+def _key(host: str, port: int, uds: str = "") -> str:
+    """The part of a file name that tells one service's files from another's."""
     where = uds.strip("/") if uds else f"{probe_address(host)}-{port}"
-    key = "".join(c if c in _KEY_CHARACTERS else "_" for c in where)
-    return os.path.join(directory, f"state-{key}.json")
+    return "".join(c if c in _KEY_CHARACTERS else "_" for c in where)
 
 
 def _private_name(directory: str, prefix: str) -> str:

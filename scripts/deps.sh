@@ -9,6 +9,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v patchelf >/dev/null || need+=(patchelf)
 command -v openssl >/dev/null || need+=(openssl)
+# Compose v1 (Debian's), for the tests of deploy/compose.yml
+command -v docker-compose >/dev/null || need+=(docker-compose)
 dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
 dpkg -s python3-dev >/dev/null 2>&1 || need+=(python3-dev)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)

@@ -88,6 +88,67 @@ def test_config_hides_passwords_in_targets() -> None:
     assert "redis://app:***@db:6379/0" in result.stdout
 
 
+def test_env_file_gives_a_setting_the_content_of_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "port"
+    path.write_text("4444\n")
+
+    result = run_hc("config", env={"HC_PORT_FILE": str(path)})
+
+    assert config_line(result.stdout, "port") == f"port = 4444  # file HC_PORT_FILE={path}"
+
+
+def test_target_file_holds_one_target_per_line_passwords_hidden(tmp_path: Path) -> None:
+    path = tmp_path / "targets"
+    path.write_text("redis://:hunter2@db:6379/0,name=cache,critical\ntcp://mq:5672\n")
+
+    result = run_hc("config", env={"HC_TARGET_FILE": str(path)})
+
+    assert config_line(result.stdout, "target") == (
+        'target = ["redis://:***@db:6379/0,name=cache,critical", "tcp://mq:5672"]  '
+        f"# file HC_TARGET_FILE={path}")
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_env_file_drops_one_trailing_newline_only() -> None:
+    files = {"\n": "", "a\r\n": "a", "a \n\n": "a \n", "a": "a"}
+    for content, value in files.items():
+        with tempfile.NamedTemporaryFile("w") as handle:
+            handle.write(content)
+            handle.flush()
+            assert load(SERVE, env={"HC_UDS_FILE": handle.name}).uds == value, content
+
+
+def test_an_empty_env_file_variable_counts_as_unset() -> None:
+    settings = load(SERVE, env={"HC_PORT": "5555", "HC_PORT_FILE": ""})
+
+    assert (settings.port, settings.sources["port"]) == (5555, "env HC_PORT")
+
+
+def test_a_bad_value_from_a_file_is_named_but_never_shown(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text("s3cr3t-not-a-port\n")
+
+    result = run_hc("serve", env={"HC_PORT_FILE": str(path)})
+
+    assert result.returncode == exits.CONFIG
+    assert result.stderr == (f"hc serve: config error: port='(not shown)' (from file "
+                             f"HC_PORT_FILE={path}): expected an integer from 1 to 65535\n")
+
+
+def test_serve_and_probe_read_the_port_from_the_same_file(hc_serve: ServeFactory,
+                                                          tmp_path: Path) -> None:
+    port = free_port()
+    path = tmp_path / "port"
+    path.write_text(f"{port}\n")
+    env = {"HC_PORT_FILE": str(path), "HC_HOST": "127.0.0.1",
+           "HC_STATE_DIR": str(tmp_path / "state")}
+
+    hc_serve(env=env, address_flags=False, port=port, state_dir=tmp_path / "state")
+    result = run_hc("healthcheck", env=env)
+
+    assert result.returncode == exits.OK, result.stderr
+
+
 def test_config_lists_every_option() -> None:
     result = run_hc("config")
 
@@ -177,6 +238,16 @@ BAD_INPUTS = [
      exits.FAILURE, "unknown key"),
     ("serve-huge-toml-number", ["serve", "--config", "{tmp}/huge.toml"], {}, exits.CONFIG,
      "expected a number from 0 to 86400"),
+    ("serve-env-file-missing", ["serve"], {"HC_PORT_FILE": "{tmp}/missing"}, exits.CONFIG,
+     "port='{tmp}/missing' (from env HC_PORT_FILE): cannot read: No such file or directory"),
+    ("probe-env-file-missing", ["healthcheck"], {"HC_TIMEOUT_FILE": "{tmp}/missing"},
+     exits.FAILURE, "timeout='{tmp}/missing' (from env HC_TIMEOUT_FILE): cannot read"),
+    ("serve-env-file-a-directory", ["serve"], {"HC_TARGET_FILE": "{tmp}"}, exits.CONFIG,
+     "(from env HC_TARGET_FILE): cannot read: Is a directory"),
+    ("serve-env-and-env-file", ["serve"], {"HC_TARGET": "", "HC_TARGET_FILE": "{tmp}/huge.toml"},
+     exits.CONFIG, "(from env HC_TARGET_FILE): HC_TARGET is set too; set one of them"),
+    ("serve-config-file-named-by-a-file", ["serve"], {"HC_CONFIG_FILE": "{tmp}/config-path"},
+     exits.CONFIG, "invalid TOML"),
     ("serve-unwritable-state-dir", ["serve", "--state-dir", "{tmp}/a-file/state"], {},
      exits.CONFIG, "cannot be created: Not a directory"),
     # rows of issue 10
@@ -252,6 +323,7 @@ def bad_files(tmp_path: Path) -> Path:
     (tmp_path / "twice.toml").write_text('log_level = "debug"\nlog-level = "info"\n')
     (tmp_path / "open").mkdir()
     (tmp_path / "open").chmod(0o777)
+    (tmp_path / "config-path").write_text(f"{tmp_path / 'invalid.toml'}\n")
     return tmp_path
 
 

@@ -10,44 +10,39 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hc import exits
 from tests.cgroup import oom_kills
 from tests.conftest import free_port
+from tests.engine import (
+    IMAGE,
+    docker,
+    nanoseconds,
+    remove_service,
+    require_engine_and_image,
+    single_node_swarm,
+    state,
+    swarm_container,
+    swarm_tasks,
+    wait_for,
+    wait_health,
+)
 
-IMAGE = os.environ.get("HC_IMAGE", "hc:dev")
 FAST_HEALTH = ["--health-interval", "1s", "--health-timeout", "5s", "--health-retries", "2",
                "--health-start-period", "0s"]
 
 pytestmark = pytest.mark.docker
 
 
-def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                          check=check)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _engine_and_image() -> None:
-    """Without an engine or the image: fail in CI (it must run there), skip elsewhere."""
-    try:
-        ready = docker("image", "inspect", IMAGE, check=False).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ready = False
-    if not ready:
-        message = f"no Docker engine or no {IMAGE} image: run scripts/docker-engine.sh and " \
-                  "scripts/image.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_engine_and_image()
 
 
 Run = Callable[..., str]
@@ -67,30 +62,6 @@ def run_container() -> Iterator[Run]:
     yield start
     for name in names:
         docker("rm", "-f", name, check=False)
-
-
-def health_status(name: str) -> str:
-    return docker("inspect", "-f", "{{.State.Health.Status}}", name).stdout.strip()
-
-
-def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-
-
-def wait_health(name: str, wanted: str, seconds: float = 30) -> None:
-    wait_for(lambda: health_status(name) == wanted, seconds, f"{name} to become {wanted}")
-
-
-def state(name: str) -> dict[str, Any]:
-    """`docker inspect`'s State of a container (JSON of Docker's making, so untyped)."""
-    data: dict[str, Any] = json.loads(docker("inspect", "-f", "{{json .State}}",
-                                                name).stdout)
-    return data
 
 
 def init_pid(name: str) -> int:
@@ -272,22 +243,16 @@ def _zombies(name: str) -> int:
     return count
 
 
-def _instant(timestamp: str) -> tuple[str, str]:
-    """A Docker RFC 3339 time as a sortable pair (Docker trims the fraction's zeros)."""
-    head, _, fraction = timestamp.rstrip("Z").partition(".")
-    return head, fraction.ljust(9, "0")
-
-
 def test_stays_healthy_for_60s_under_a_64_mib_memory_limit(run_container: Run) -> None:
     name = run_container("--memory", "64m", "--memory-swap", "64m", *FAST_HEALTH)
     wait_health(name, "healthy", seconds=30)
-    healthy_since = _instant(state(name)["Health"]["Log"][-1]["Start"])
-    probes: dict[tuple[str, str], int] = {}
+    healthy_since = nanoseconds(state(name)["Health"]["Log"][-1]["Start"])
+    probes: dict[int, int] = {}
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         current = state(name)
         assert current["Health"]["Status"] == "healthy", current["Health"]
-        probes.update((_instant(e["Start"]), e["ExitCode"])
+        probes.update((nanoseconds(e["Start"]), e["ExitCode"])
                       for e in current["Health"]["Log"])
         time.sleep(2)
 
@@ -337,42 +302,27 @@ def test_a_probe_by_another_user_uses_its_own_cache(run_container: Run) -> None:
     assert [entry.split("-")[1] for entry in _container_tmp(name)] == ["0", "65534"]
 
 
-def _swarm_tasks(service: str) -> list[tuple[str, str, str]]:
-    """(task id, desired state, current state) of a Swarm service's tasks, newest first."""
-    out = docker("service", "ps", service, "--no-trunc",
-                 "--format", "{{.ID}}|{{.DesiredState}}|{{.CurrentState}}").stdout
-    return [tuple(line.split("|")[:3]) for line in out.splitlines()]  # type: ignore[misc]
-
-
-def _swarm_container(service: str) -> str:
-    out = docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}").stdout
-    return out.split()[0] if out.split() else ""
-
-
 def test_swarm_replaces_a_task_whose_healthcheck_fails() -> None:
-    if docker("info", "-f", "{{.Swarm.LocalNodeState}}").stdout.strip() != "inactive":
-        pytest.skip("this engine is already part of a swarm; not touching it")
-    docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377")
     service = f"hc-test-{uuid.uuid4().hex[:10]}"
     stopped = 0
-    try:
-        port = free_port()
-        docker("service", "create", "--detach", "--name", service, "--network", "host",
-               "--env", f"HC_PORT={port}", "--health-interval", "1s", "--health-retries", "2",
-               "--health-timeout", "5s", IMAGE)
-        wait_for(lambda: bool(_swarm_container(service)), 60, "the first task's container")
-        first = _swarm_container(service)
-        wait_health(first, "healthy")
-        first_task = _swarm_tasks(service)[0][0]
-        stopped = service_python_pid(first)
-        os.kill(stopped, signal.SIGSTOP)
-        wait_for(lambda: any(t[0] != first_task and t[2].startswith("Running")
-                             for t in _swarm_tasks(service)), 90, "a replacement task")
-        wait_for(lambda: _swarm_container(service) not in ("", first), 30, "its container")
-        wait_health(_swarm_container(service), "healthy")
-    finally:
-        if stopped:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(stopped, signal.SIGCONT)
-        docker("service", "rm", service, check=False)
-        docker("swarm", "leave", "--force", check=False)
+    with single_node_swarm():
+        try:
+            port = free_port()
+            docker("service", "create", "--detach", "--name", service, "--network", "host",
+                   "--env", f"HC_PORT={port}", "--health-interval", "1s", "--health-retries",
+                   "2", "--health-timeout", "5s", IMAGE)
+            wait_for(lambda: bool(swarm_container(service)), 60, "the first task's container")
+            first = swarm_container(service)
+            wait_health(first, "healthy")
+            first_task = swarm_tasks(service)[0][0]
+            stopped = service_python_pid(first)
+            os.kill(stopped, signal.SIGSTOP)
+            wait_for(lambda: any(t[0] != first_task and t[2].startswith("Running")
+                                 for t in swarm_tasks(service)), 90, "a replacement task")
+            wait_for(lambda: swarm_container(service) not in ("", first), 30, "its container")
+            wait_health(swarm_container(service), "healthy")
+        finally:
+            if stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(stopped, signal.SIGCONT)
+            remove_service(service)

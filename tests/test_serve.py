@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import time
 from pathlib import Path
 
-from hc import exits
+from hc import exits, state
 from hc.lifecycle import SAME_SIGNAL_WINDOW
-from tests.conftest import ServeFactory, run_hc
+from tests.conftest import ServeFactory, free_port, run_hc
 
 DEFAULT_DRAIN_BOUND = 2.0
 """The issue's bound: with the default 1 s drain, SIGTERM to exit 0 takes at most this."""
@@ -168,6 +169,49 @@ def test_every_endpoint_refuses_other_methods_with_405_allowing_get_and_head(
     for path in ("/readyz", "/livez/event_loop", "/metrics", "/targets"):
         response = service.request(path, method="POST")
         assert (response.status, response.headers.get("allow")) == (405, "GET, HEAD"), path
+
+
+def test_a_unix_socket_another_service_listens_on_is_not_taken_over(hc_serve: ServeFactory,
+                                                                    tmp_path: Path) -> None:
+    first = hc_serve(uds=str(tmp_path / "hc.sock"))
+
+    result = run_hc("serve", "--uds", str(tmp_path / "hc.sock"), "--state-dir",
+                    str(tmp_path / "second"))
+
+    assert result.returncode == exits.FAILURE
+    assert result.stderr == (f"hc serve: cannot listen on unix socket {tmp_path / 'hc.sock'}: "
+                             "another process listens on it\n")
+    assert first.get("/livez").status == 200
+
+
+def test_with_reuse_port_two_services_share_the_port_and_each_probe_reaches_its_own(
+        hc_serve: ServeFactory) -> None:
+    """As the old and the new task of a start-first rolling update on a host network: the
+    kernel spreads connections to the port between them, yet each probe judges its own."""
+    ready = hc_serve("--reuse-port")
+    target = f"tcp://127.0.0.1:{free_port()},name=db,critical,interval=0.2"
+    failing = hc_serve("--reuse-port", "--target", target, port=ready.port, wait=None)
+    failing.wait_until(lambda: "[-]target:db failed" in failing.healthcheck(
+        "--reuse-port", "--verbose").stdout, "the second service's first round")
+
+    answers = {ready.get("/readyz").status for _ in range(40)}
+    probes = [(ready.healthcheck("--reuse-port").returncode,
+               failing.healthcheck("--reuse-port").returncode) for _ in range(10)]
+
+    assert answers == {200, 503}
+    assert set(probes) == {(exits.OK, exits.FAILURE)}
+
+
+def test_with_reuse_port_the_probe_names_the_socket_it_used_and_stop_removes_it(
+        hc_serve: ServeFactory) -> None:
+    service = hc_serve("--reuse-port")
+    socket_path = state.socket_for(str(service.state_dir), service.host, service.port)
+
+    verbose = service.healthcheck("--reuse-port", "--verbose")
+
+    assert verbose.stdout.startswith(f"healthy: http+unix://{socket_path}/readyz?verbose\n")
+    assert service.stop() == exits.OK
+    assert not os.path.exists(socket_path)
 
 
 def test_state_snapshot_is_small_json_with_pid_and_checks(hc_serve: ServeFactory) -> None:

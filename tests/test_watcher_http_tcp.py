@@ -3,6 +3,7 @@ test_watcher_kinds.py)."""
 
 from __future__ import annotations
 
+import base64
 import http.server
 import socket
 import ssl
@@ -10,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -181,3 +183,45 @@ def test_a_short_body_is_read_and_its_connection_kept(
 
     watch([f"http://127.0.0.1:{server.port}/,name=web,interval=0.1"], scenario, **WATCH_FAST)
     assert len(server.connections) == 1
+
+
+@pytest.fixture
+def basic_auth_port() -> Iterator[tuple[int, list[str]]]:
+    """(port, [password]): an HTTP server on 127.0.0.1 answering 200 to `GET /` with basic auth
+    as `admin` and the password in the list (change it to rotate), 401 otherwise."""
+    expected = ["first-Password-0"]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            token = base64.b64encode(f"admin:{expected[0]}".encode()).decode()
+            ok = self.headers.get("Authorization") == f"Basic {token}"
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], expected
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_http_target_sends_basic_auth_with_the_password_file_read_at_each_request(
+        basic_auth_port: tuple[int, list[str]], tmp_path: Path) -> None:
+    port, expected = basic_auth_port
+    secret = tmp_path / "password"
+    secret.write_text(expected[0] + "\n")
+    url = f"http://admin@127.0.0.1:{port}/,name=web,interval=0.2,password_file={secret}"
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "web") is Status.PASS, "a pass with the file's")
+        expected[0] = "second-Password-1"  # the server's password changes...
+        await until(lambda: status(watcher, "web") is Status.FAIL, "a 401")
+        assert output(watcher, "web") == "HTTP 401, expected 200-299"
+        secret.write_text(expected[0])  # ...and then the secret: no restart
+        await until(lambda: status(watcher, "web") is Status.PASS, "a pass with the new one")
+
+    watch([url], scenario, **WATCH_FAST)

@@ -170,6 +170,12 @@ def hc_clients(server: RedisServer) -> list[str]:
             if fields.get("name") == "hc-watcher"]
 
 
+def others(server: RedisServer) -> list[str]:
+    """CLIENT LIST: the connections to `server` but the one asking."""
+    return [line for line in server.command("CLIENT", "LIST").splitlines()
+            if "cmd=client|list" not in line]
+
+
 def test_one_connection_outlives_a_server_timeout_shorter_than_the_interval(
         redis_server: RedisFactory) -> None:
     told = redis_server()
@@ -273,3 +279,84 @@ def test_a_unix_socket_target_with_a_password_passes(redis_server: RedisFactory,
         assert status(watcher, "sock") is Status.PASS, output(watcher, "sock")
 
     watch([f"unix://:{PASSWORD}@{socket_path},name=sock"], scenario, **WATCH_FAST)
+
+
+def password_file(tmp_path: Path, password: str = PASSWORD) -> Path:
+    """A file holding `password`, as a mounted secret does."""
+    path = tmp_path / "password"
+    path.write_text(password + "\n")
+    return path
+
+
+def drop_hc_connections(server: RedisServer) -> None:
+    """CLIENT KILL the watcher's connections: its next command reconnects."""
+    for client in hc_clients(server):
+        server.command("CLIENT", "KILL", "ID", client)
+
+
+def test_a_rotated_password_file_is_read_again_at_the_next_reconnect(
+        redis_server: RedisFactory, tmp_path: Path) -> None:
+    server = redis_server(password=PASSWORD)
+    secret = password_file(tmp_path)
+    rotated = f"rotated-{PASSWORD}"
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "db") is Status.PASS, "a pass with the file's")
+        server.command("CONFIG", "SET", "requirepass", rotated)
+        server.password = rotated
+        drop_hc_connections(server)  # the file still holds the old password
+        await until(lambda: status(watcher, "db") is Status.FAIL, "the old password refused")
+        assert output(watcher, "db").startswith("authentication failed: invalid")
+        secret.write_text(rotated + "\n")  # the secret rotated: no restart
+        await until(lambda: status(watcher, "db") is Status.PASS, "a pass with the new one")
+
+    watch([f"redis://127.0.0.1:{server.port}/0,name=db,interval=0.2,password_file={secret}"],
+          scenario, **WATCH_FAST)
+
+
+def test_a_password_file_gone_at_a_reconnect_fails_the_target_naming_the_file(
+        redis_server: RedisFactory, tmp_path: Path) -> None:
+    server = redis_server(password=PASSWORD)
+    secret = password_file(tmp_path)
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "db") is Status.PASS, "a first pass")
+        secret.unlink()
+        drop_hc_connections(server)
+        await until(lambda: status(watcher, "db") is Status.FAIL, "a failure")
+        assert output(watcher, "db") == (f"password_file {secret}: cannot read: No such file "
+                                         "or directory")
+        assert others(server) == []  # no connection left open without a login
+        password_file(tmp_path)
+        await until(lambda: status(watcher, "db") is Status.PASS, "a pass once it is back")
+
+    watch([f"redis://127.0.0.1:{server.port},name=db,interval=0.2,password_file={secret}"],
+          scenario, **WATCH_FAST)
+
+
+def test_a_password_file_with_a_username_logs_in_as_that_user(redis_server: RedisFactory,
+                                                              tmp_path: Path) -> None:
+    server = redis_server()
+    server.command("ACL", "SETUSER", "watcher", "on", f">{PASSWORD}", "+@all", "~*")
+    server.command("ACL", "SETUSER", "default", "off")
+    secret = password_file(tmp_path)
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "user") is not None, "a check")
+        assert status(watcher, "user") is Status.PASS, output(watcher, "user")
+
+    watch([f"redis://watcher@127.0.0.1:{server.port},name=user,password_file={secret}"],
+          scenario, **WATCH_FAST)
+
+
+def test_a_password_in_the_url_and_a_password_file_is_a_per_target_error(
+        redis_server: RedisFactory, tmp_path: Path) -> None:
+    server = redis_server(password=PASSWORD)
+    secret = password_file(tmp_path)
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: status(watcher, "both") is not None, "a check")
+        assert output(watcher, "both") == ("a password in the URL and password_file: give it "
+                                           "in one place")
+
+    watch([f"{server.url},name=both,password_file={secret}"], scenario, **WATCH_FAST)

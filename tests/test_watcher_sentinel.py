@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -132,6 +133,25 @@ def test_the_sentinel_password_and_the_data_password_are_each_used_where_they_be
             f"primary 127.0.0.1:{primary.port}: authentication required")
 
     watch(targets, scenario, **WATCH_FAST)
+
+
+def test_the_data_password_may_come_from_a_password_file(
+        redis_server: RedisFactory, sentinel_server: SentinelFactory, tmp_path: Path) -> None:
+    primary = redis_server(password=PASSWORD)
+    sentinel = sentinel_server(primary)
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD + "\n")
+    hosts = f"127.0.0.1:{sentinel.port}/{MASTER}"
+
+    async def scenario(watcher: Watcher, health: Health) -> None:
+        await until(lambda: all(s.last for s in watcher.states), "every check")
+        assert status(watcher, "file") is Status.PASS, output(watcher, "file")
+        assert output(watcher, "both") == ("a password in the URL and password_file: give it "
+                                           "in one place")
+
+    watch([f"sentinel://{hosts},name=file,password_file={secret}",
+           f"sentinel://{hosts}?password={PASSWORD},name=both,password_file={secret}"],
+          scenario, **WATCH_FAST)
 
 
 def test_sentinels_that_do_not_know_the_master_fail_the_target(

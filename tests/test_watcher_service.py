@@ -175,6 +175,23 @@ def test_a_malformed_target_stops_start_up_with_exit_78(tmp_path: Path) -> None:
     assert from_flag.stderr.startswith("hc serve: config error: interval='soon'")
 
 
+def every_output(service: Service, config_args: list[str],
+                 env: dict[str, str] | None = None) -> list[str]:
+    """What hc shows of a running service: every endpoint, the probe in every format, `hc
+    config` with the same settings, the state file; then its log, once stopped (exit 0)."""
+    seen = [service.get(path).text for path in (
+        "/livez?verbose", "/readyz?verbose", "/healthz?verbose", "/healthz?format=json",
+        "/targets", "/metrics", *(f"/healthz/target:{name}?verbose"
+                                  for name in targets_of(service)))]
+    for args in ((), ("--verbose",), ("--json",), ("--mode", "live", "--verbose")):
+        probe = service.healthcheck(*args, env=env)
+        seen += [probe.stdout, probe.stderr]
+    described = run_hc("config", *config_args, env=env)
+    seen += [described.stdout, described.stderr, service.state_file().read_text()]
+    assert service.stop(signal.SIGTERM) == exits.OK
+    return [*seen, service.log()]
+
+
 def test_a_password_never_appears_in_any_output(
         hc_serve: ServeFactory, redis_server: RedisFactory, sentinel_server: SentinelFactory,
         raw_server: Callable[[bytes], int], tmp_path: Path) -> None:
@@ -203,16 +220,7 @@ def test_a_password_never_appears_in_any_output(
     assert found["ha"]["output"].startswith("1 of 2 sentinels answer")
     assert found["ha-wrong"]["output"].startswith("no sentinel answers")
     assert found["wrong"]["output"].startswith("authentication failed")
-    seen = [service.get(path).text for path in (
-        "/livez?verbose", "/readyz?verbose", "/healthz?verbose", "/healthz?format=json",
-        "/readyz/target:wrong?verbose", "/targets", "/metrics")]
-    for args in ((), ("--verbose",), ("--json",), ("--mode", "live", "--verbose")):
-        probe = service.healthcheck(*args)
-        seen += [probe.stdout, probe.stderr]
-    described = run_hc("config", *flags)
-    seen += [described.stdout, described.stderr, service.state_file().read_text()]
-    assert service.stop(signal.SIGTERM) == exits.OK
-    seen.append(service.log())
+    seen = every_output(service, flags)
     assert "target wrong" in service.log() and "admin:***@" in service.log()
     assert found["down"]["critical"] and found["down"]["output"] == "connection refused"
     basic = base64.b64encode(f"admin:{SECRET}".encode()).decode()
@@ -236,3 +244,43 @@ def test_no_piece_of_a_password_holding_at_signs_shows_in_logs_or_outputs(
 
     assert found["at"]["output"] == "connection refused"
     assert [piece for piece in pieces if any(piece in text for text in seen)] == []
+
+
+def test_a_password_read_from_a_file_never_appears_in_any_output(
+        hc_serve: ServeFactory, redis_server: RedisFactory, sentinel_server: SentinelFactory,
+        raw_server: Callable[[bytes], int], tmp_path: Path) -> None:
+    server = redis_server(password=SECRET)
+    sentinel = sentinel_server(server)
+    web = raw_server(ERROR)
+    secret, wrong = tmp_path / "redis-password", tmp_path / "wrong-password"
+    secret.write_text(SECRET + "\n")
+    wrong.write_text(SENTINEL_SECRET + "\n")
+    specs = [
+        f"redis://127.0.0.1:{server.port}/0,name=good,interval=0.2,password_file={secret}",
+        f"redis://127.0.0.1:{server.port},name=wrong,interval=0.2,password_file={wrong}",
+        f"sentinel://127.0.0.1:{sentinel.port}/{MASTER},name=ha,password_file={secret}",
+        f"http://admin@127.0.0.1:{web}/x,name=web,password_file={secret}",
+        f"redis://:{SENTINEL_SECRET}@127.0.0.1:{free_port()},name=in-url"]
+    targets_file = tmp_path / "targets"
+    targets_file.write_text("\n".join(specs) + "\n")
+    env = {"HC_TARGET_FILE": str(targets_file)}
+    service = hc_serve("--log-level", "debug", "--access-log", env=env, wait="/livez")
+    found = wait_checked(service)
+    assert (found["good"]["status"], found["ha"]["status"]) == ("pass", "pass")
+    assert found["wrong"]["output"].startswith("authentication failed")
+    rotated = f"rotated-{SECRET}"
+    secret.write_text(rotated)  # read at the next reconnect, then hidden as well
+    server.command("CONFIG", "SET", "requirepass", rotated)
+    server.password = rotated
+    server.command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    service.wait_until(lambda: targets_of(service)["good"]["redis"]["reconnects"] >= 1,
+                       "a reconnect with the rotated password")
+    service.wait_until(lambda: targets_of(service)["good"]["status"] == "pass", "a pass")
+
+    seen = every_output(service, [], env)
+
+    assert any(f"file HC_TARGET_FILE={targets_file}" in text for text in seen)  # hc config
+    basic = base64.b64encode(f"admin:{SECRET}".encode()).decode()
+    leaks = [text for text in seen if SECRET in text or SENTINEL_SECRET in text
+             or basic in text]
+    assert not leaks

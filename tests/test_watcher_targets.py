@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hc.config import BY_NAME, SERVE, ConfigError, load
+from hc.config import BY_NAME, SERVE, ConfigError, load, redact_url
 from hc.watcher import Target, parse_targets
 from hc.watcher._sentinel import Login, SentinelUrl, parse_url
 from hc.watcher._targets import COMMON_KEYS, KINDS
@@ -33,14 +33,16 @@ def test_a_spec_sets_every_field() -> None:
                   "expect=200-204,ca_file=/etc/ca.pem")
     assert (target.name, target.kind, target.interval, target.timeout, target.critical,
             dict(target.options), target.error) == \
-        ("api", "http", 3.0, 0.5, True, {"expect": (200, 204), "ca_file": "/etc/ca.pem"}, "")
+        ("api", "http", 3.0, 0.5, True,
+         {"expect": (200, 204), "ca_file": "/etc/ca.pem", "password_file": ""}, "")
 
 
 def test_defaults_come_from_the_settings() -> None:
     target = only("redis://127.0.0.1:6379")
     assert (target.interval, target.timeout, target.critical) == (5.0, 2.0, False)
     assert dict(target.options) == {"role": "", "lag_warn": 16 * 2**20, "lag_fail": 0,
-                                    "last_io_warn": 20.0, "last_io_fail": 0.0, "ca_file": ""}
+                                    "last_io_warn": 20.0, "last_io_fail": 0.0, "ca_file": "",
+                                    "password_file": ""}
     tuned, redis = parse_targets(load(SERVE, {"target": ["tcp://h:1", "redis://h"],
                                               "target_interval": "7", "target_timeout": "1",
                                               "redis_lag_fail": "9"}, env={}))
@@ -178,6 +180,44 @@ def test_a_malformed_entry_does_not_quote_its_password() -> None:
     shown = [str(c.value) for c in (caught, caught_too, caught_three, caught_four,
                                     caught_five)]
     assert not [s for s in shown if "hunter2" in s or "ter2" in s]
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (None, "cannot read: No such file or directory"),
+    ("", "empty"),
+    ("\n", "empty"),
+    (b"\xff\xfe", "not UTF-8 text"),
+], ids=["missing", "empty", "newline", "binary"])
+def test_a_password_file_that_cannot_be_used_is_a_config_error_naming_the_path(
+        tmp_path: Path, content: str | bytes | None, reason: str) -> None:
+    path = tmp_path / "password"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        targets(f"redis://127.0.0.1:6379,password_file={path}")
+    assert str(caught.value) == (f"password_file='{path}' (from flag --target, target "
+                                 f"redis://127.0.0.1:6379): {reason}")
+
+
+def test_a_password_file_is_a_key_of_the_kinds_that_log_in(tmp_path: Path) -> None:
+    path = tmp_path / "password"
+    path.write_text("hunter2-pw\n")
+    for url in ("redis://h:1", "sentinel://h:1/m", "https://h/"):
+        assert only(f"{url},password_file={path}").options["password_file"] == str(path)
+    with pytest.raises(ConfigError, match="unknown key for tcp targets"):
+        targets(f"tcp://h:1,password_file={path}")
+
+
+def test_a_password_read_from_a_file_is_hidden_wherever_a_url_password_is(
+        tmp_path: Path) -> None:
+    path = tmp_path / "password"
+    path.write_text("hunter2-in-a-file\n")
+    target = only(f"redis://127.0.0.1:6379,password_file={path}")
+    message = "AUTH hunter2-in-a-file refused"
+    assert target.scrub(message) == "AUTH *** refused"
+    assert redact_url(message) == "AUTH *** refused"  # what the log formatter applies
 
 
 def test_the_readme_lists_every_target_key_with_its_kinds() -> None:

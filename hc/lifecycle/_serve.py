@@ -17,7 +17,7 @@ from hc.lifecycle._pid1 import reap_orphans_as_pid1
 from hc.lifecycle._publisher import Publisher
 from hc.lifecycle._signals import handle_signals
 from hc.lifecycle._sweeper import sweep_forever
-from hc.server import ASGIApp, bind, make_server
+from hc.server import ASGIApp, bind, bind_unix, make_server
 
 log = logging.getLogger("hc.lifecycle")
 
@@ -43,7 +43,12 @@ async def serve(settings: Settings, health: Health, app: ASGIApp,
     """
     snapshot_path = state.path_for(settings.state_dir, settings.host, settings.port, settings.uds)
     state.prepare(snapshot_path)
-    sock = bind(settings.host, settings.port, settings.uds)
+    sockets = [bind(settings.host, settings.port, settings.uds,
+                    reuse_port=settings.reuse_port)]
+    private = ""  # the probe's own way in while other processes share the port
+    if settings.reuse_port and not settings.uds:
+        private = state.socket_for(settings.state_dir, settings.host, settings.port)
+        sockets.append(bind_unix(private))
     server = make_server(app, access_log=settings.access_log,
                          shutdown_timeout=settings.shutdown_timeout)
     loop = asyncio.get_running_loop()
@@ -58,16 +63,19 @@ async def serve(settings: Settings, health: Health, app: ASGIApp,
     handle_signals(loop, server, health, settings.drain_delay)
     reap_orphans_as_pid1(loop)
     where = settings.uds or f"{settings.host}:{settings.port}"
+    if private:
+        where += f" (shared with reuse_port; the probe's way in: {private})"
     log.info("hc %s listening on %s (pid %d)", __version__, where, os.getpid())
     try:
-        await server.serve(sockets=[sock])
+        await server.serve(sockets=sockets)
     finally:
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         state.remove(snapshot_path)
-        if settings.uds:
-            with contextlib.suppress(OSError):
-                os.unlink(settings.uds)
+        for path in (settings.uds, private):
+            if path:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
     log.info("stopped cleanly")
     return exits.OK

@@ -2,7 +2,7 @@
 serve it. The ASGI types are public in `hc.server.types` (and re-exported here)."""
 
 from hc.server._app import PROBE_PATHS, HealthApp
-from hc.server._listen import ListenError, Server, bind, make_server
+from hc.server._listen import ListenError, Server, bind, bind_unix, make_server
 from hc.server._responses import (
     PLAIN_JSON,
     PLAIN_TEXT,
@@ -16,4 +16,4 @@ from hc.server.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["PLAIN_JSON", "PLAIN_TEXT", "PROBE_PATHS", "READ_METHODS", "ASGIApp", "HealthApp",
            "ListenError", "Message", "Receive", "Scope", "Send", "Server", "allows", "bind",
-           "header", "make_server", "plain_text", "respond"]
+           "bind_unix", "header", "make_server", "plain_text", "respond"]

@@ -20,10 +20,11 @@ class ListenError(OSError):
     """The address cannot be bound; the message is one line."""
 
 
-def bind(host: str, port: int, uds: str = "") -> socket.socket:
-    """A listening socket on host:port (`::` is dual-stack) or on the unix socket `uds`."""
+def bind(host: str, port: int, uds: str = "", *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket on host:port (`::` is dual-stack), shared with other processes of
+    the same user with `reuse_port`, or on the unix socket `uds`."""
     if uds:
-        return _bind_unix(uds)
+        return bind_unix(uds)
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                    flags=socket.AI_PASSIVE)
@@ -33,7 +34,7 @@ def bind(host: str, port: int, uds: str = "") -> socket.socket:
         raise ListenError(f"cannot listen on {host}:{port}: invalid host name") from None
     family, _, _, _, address = infos[0]
     try:
-        return socket.create_server(address, family=family, backlog=256,
+        return socket.create_server(address, family=family, backlog=256, reuse_port=reuse_port,
                                     dualstack_ipv6=family == socket.AF_INET6 and host == "::")
     except OSError as exc:
         shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -41,10 +42,15 @@ def bind(host: str, port: int, uds: str = "") -> socket.socket:
         raise ListenError(f"cannot listen on {shown}: {reason}") from None
 
 
-def _bind_unix(path: str) -> socket.socket:
+def bind_unix(path: str) -> socket.socket:
+    """A listening unix socket at `path`, replacing a stale one from an earlier run but never
+    one another process still listens on."""
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)  # a stale socket from an earlier run
+            if _answers(path):
+                raise ListenError(f"cannot listen on unix socket {path}: another process "
+                                  "listens on it")
+            os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
@@ -54,6 +60,15 @@ def _bind_unix(path: str) -> socket.socket:
         reason = exc.strerror or str(exc)  # "AF_UNIX path too long" has no strerror
         raise ListenError(f"cannot listen on unix socket {path}: {reason}") from None
     return sock
+
+
+def _answers(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
 
 
 class _NoProbeLogs(logging.Filter):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from collections.abc import Generator
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -16,6 +18,7 @@ from hc.config import ConfigError, Option
 from hc.health import Status
 from hc.watcher._kind import CA_FILE, Kind, Shared
 from hc.watcher._model import Observation, Prober, Target, Unusable, describe, failed
+from hc.watcher._password import BOTH_PASSWORDS, PASSWORD_FILE, PasswordFileError, read_password
 
 BODY_LIMIT = 64 * 1024
 """Bytes of a response body read so that its connection stays open for the next check; a longer
@@ -54,6 +57,17 @@ class HttpClients:
         self._clients.clear()
 
 
+class FileBasicAuth(httpx.Auth):
+    """HTTP basic auth with the URL's username and the password read from a file at every
+    request, so a rotated secret is used from the next check on."""
+
+    def __init__(self, username: str, path: str) -> None:
+        self.username, self.path = username, path
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        yield from httpx.BasicAuth(self.username, read_password(self.path)).auth_flow(request)
+
+
 class HttpProber(Prober):
     """GET per check; passes when the status is in the target's `expect` range. The client
     comes from HttpClients, made before the first check (loading CAs blocks ~100 ms)."""
@@ -61,18 +75,26 @@ class HttpProber(Prober):
     def __init__(self, target: Target, client: httpx.AsyncClient) -> None:
         self.target, self.client = target, client
         self.expect: tuple[int, int] = target.options["expect"]
+        password_file: str = target.options["password_file"]
+        self.auth: httpx.Auth | None = None
+        if password_file:
+            self.auth = FileBasicAuth(unquote(urlsplit(target.url).username or ""),
+                                      password_file)
 
     async def check(self) -> Observation:
         low, high = self.expect
         started = time.monotonic()
         try:  # no timeout of its own: the scheduler ends every check at the target's timeout
-            async with self.client.stream("GET", self.target.url, timeout=None) as response:
+            async with self.client.stream("GET", self.target.url, timeout=None,
+                                          auth=self.auth or httpx.USE_CLIENT_DEFAULT) as response:
                 latency = time.monotonic() - started
                 if _short(response):
                     async for _ in response.aiter_raw():  # raw: discarded, so never decompressed
                         pass
         except httpx.HTTPError as exc:
             return failed(exc)
+        except PasswordFileError as exc:
+            return Observation(Status.FAIL, str(exc))
         code = response.status_code
         span = f"{low}" if low == high else f"{low}-{high}"
         if low <= code <= high:
@@ -108,10 +130,12 @@ EXPECT = _Statuses("expect", str, (200, 299), "HTTP statuses that pass: 200-299 
 
 def _prober(target: Target, shared: Shared) -> Prober:
     ca_file: str = target.options["ca_file"]
+    if target.options["password_file"] and urlsplit(target.url).password is not None:
+        return Unusable(BOTH_PASSWORDS)
     try:
         return HttpProber(target, shared.get(HttpClients).get(ca_file))
     except (OSError, ssl.SSLError) as exc:
         return Unusable(f"cannot use ca_file {ca_file}: {describe(exc)}")
 
 
-HTTP = Kind("http", ("http", "https"), _prober, keys=(EXPECT, CA_FILE))
+HTTP = Kind("http", ("http", "https"), _prober, keys=(EXPECT, CA_FILE, PASSWORD_FILE))

@@ -24,9 +24,11 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.credentials import CredentialProvider
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from hc.watcher._model import Series, describe
+from hc.watcher._password import PasswordFileError, read_password
 
 log = logging.getLogger("hc.watcher")
 
@@ -49,6 +51,29 @@ ERRORS = (RedisError, OSError)
 RECONNECTS = Series("hc_redis_reconnects", "Connections to the target's Redis servers "
                     "reopened after a first one (closed by the server or the network).",
                     counter=True)
+
+
+class UnreadablePassword(RedisError):
+    """The password file could not be read at a connect. A RedisError, so that redis-py drops
+    the connection it opened rather than keep it unauthenticated."""
+
+
+class FileCredentials(CredentialProvider):
+    """Redis credentials whose password is read from a file at every connect: a rotated
+    secret is used from the next reconnect on."""
+
+    def __init__(self, path: str, username: str = "") -> None:
+        self.path, self.username = path, username
+
+    def get_credentials(self) -> tuple[str] | tuple[str, str]:
+        try:
+            password = read_password(self.path)
+        except PasswordFileError as exc:
+            raise UnreadablePassword(str(exc)) from None
+        return (self.username, password) if self.username else (password,)
+
+    async def get_credentials_async(self) -> tuple[str] | tuple[str, str]:
+        return self.get_credentials()
 
 
 class Node:
@@ -153,10 +178,13 @@ async def _idle_limit(connection: AbstractConnection) -> float | None:
 
 def problem(exc: BaseException, has_password: bool) -> str:
     """One line for what a command on a node raised."""
+    if isinstance(exc, UnreadablePassword):
+        return str(exc)
     auth = isinstance(exc, AuthenticationError) or \
         (isinstance(exc, ResponseError) and str(exc).startswith(("NOAUTH", "WRONGPASS")))
     if auth and not has_password:
-        return "authentication required: the server wants a password and the URL has none"
+        return ("authentication required: the server wants a password; give it in the URL or "
+                "in password_file")
     if auth:
         return f"authentication failed: {' '.join(str(exc).split())}"
     if isinstance(exc, ResponseError):

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
-from urllib.parse import SplitResult
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from redis.asyncio import Redis
 
@@ -17,7 +17,8 @@ from hc.config import Option, Settings
 from hc.health import Status
 from hc.watcher._kind import CA_FILE, Kind, Shared, host_problem, url_words
 from hc.watcher._model import Observation, Prober, Sample, Series, Target, Unusable, describe
-from hc.watcher._node import ERRORS, RECONNECTS, TCP_KEEPALIVE, Node, problem
+from hc.watcher._node import ERRORS, RECONNECTS, TCP_KEEPALIVE, FileCredentials, Node, problem
+from hc.watcher._password import BOTH_PASSWORDS, PASSWORD_FILE
 from hc.watcher._replication import (
     CONNECTED_REPLICAS,
     LAG,
@@ -92,9 +93,15 @@ class RedisProber(Prober):
         ca_file = target.options["ca_file"]
         if ca_file and target.url.lower().startswith("rediss:"):
             options["ssl_ca_certs"] = ca_file
+        url = target.url
+        self.has_password = bool(target.secrets or target.options["password_file"])
+        if target.options["password_file"]:
+            url, username = _without_userinfo(url)
+            options["credential_provider"] = FileCredentials(target.options["password_file"],
+                                                             username)
 
         def make(**common: Any) -> Redis:
-            return Redis.from_url(target.url, **common, **options)
+            return Redis.from_url(url, **common, **options)
 
         self.node = Node(make, label=f"target {target.name}", timeout=target.timeout)
 
@@ -104,7 +111,7 @@ class RedisProber(Prober):
             latency = await self.node.ping()
             state = replication(await self.node.info("replication"))
         except ERRORS as exc:
-            return Observation(Status.FAIL, problem(exc, bool(self.target.secrets)))
+            return Observation(Status.FAIL, problem(exc, self.has_password))
         finally:
             self.seen = replace(self.seen, reconnects=self.node.reconnects)
         self._note_role(state)
@@ -130,7 +137,17 @@ class RedisProber(Prober):
         await self.node.close()
 
 
+def _without_userinfo(url: str) -> tuple[str, str]:
+    """The URL without its userinfo, and the username it held: redis-py takes no username or
+    password beside a credential provider."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl(), \
+        unquote(parts.username or "")
+
+
 def _prober(target: Target, shared: Shared) -> Prober:
+    if target.secrets and target.options["password_file"]:
+        return Unusable(BOTH_PASSWORDS)
     try:
         return RedisProber(target)
     except ValueError as exc:  # redis-py's own URL checks, e.g. ?db=x
@@ -157,6 +174,6 @@ def _name_words(parts: SplitResult) -> list[str]:
 
 
 REDIS = Kind("redis", ("redis", "rediss", "unix"), _prober,
-             keys=(EXPECTED_ROLE, *LIMIT_KEYS, CA_FILE), defaults=_defaults,
+             keys=(EXPECTED_ROLE, *LIMIT_KEYS, CA_FILE, PASSWORD_FILE), defaults=_defaults,
              url_problem=_url_problem, name_words=_name_words,
              series=(ROLE, CONNECTED_REPLICAS, LAG, LINK, LAST_IO, ROLE_CHANGES, RECONNECTS))

@@ -4,7 +4,7 @@ replicas, and the sentinels themselves.
     sentinel://[[user]:password@]host[:port][,host[:port]...]/<master-name>[?password=...]
 
 The userinfo logs in at the sentinels (the hosts the URL names); `?password=` (and
-`?username=`) at the primary and its replicas. Each check
+`?username=`), or the target's `password_file`, at the primary and its replicas. Each check
 
 1. asks every sentinel, at once: `SENTINEL MASTER` (address, flags, config epoch),
    `SENTINEL REPLICAS` and `SENTINEL CKQUORUM` (could a failover be authorised now);
@@ -36,8 +36,9 @@ from redis.exceptions import ResponseError
 
 from hc.health import Status
 from hc.watcher._kind import Kind, Shared
-from hc.watcher._model import Observation, Prober, Sample, Series, Target
-from hc.watcher._node import ERRORS, RECONNECTS, TCP_KEEPALIVE, Node, problem
+from hc.watcher._model import Observation, Prober, Sample, Series, Target, Unusable
+from hc.watcher._node import ERRORS, RECONNECTS, TCP_KEEPALIVE, FileCredentials, Node, problem
+from hc.watcher._password import BOTH_PASSWORDS, PASSWORD_FILE
 from hc.watcher._replication import (
     CONNECTED_REPLICAS,
     LAG,
@@ -88,10 +89,22 @@ def show(address: Address) -> str:
 
 @dataclass(frozen=True)
 class Login:
-    """A username and a password; empty ones are not sent."""
+    """A username and a password, or a file holding the password; empty ones are not sent."""
 
     username: str = ""
     password: str = ""
+    password_file: str = ""
+
+    @property
+    def has_password(self) -> bool:
+        """Whether a password is given, in the URL or as a file."""
+        return bool(self.password or self.password_file)
+
+    def options(self) -> dict[str, Any]:
+        """redis-py's options for this login."""
+        if self.password_file:
+            return {"credential_provider": FileCredentials(self.password_file, self.username)}
+        return {"username": self.username or None, "password": self.password or None}
 
 
 @dataclass(frozen=True)
@@ -245,9 +258,8 @@ class SentinelProber(Prober):
         host, port = address
 
         def make(**common: Any) -> Redis:
-            return Redis(host=host, port=port, username=login.username or None,
-                         password=login.password or None, socket_keepalive=True,
-                         socket_keepalive_options=TCP_KEEPALIVE, **common)
+            return Redis(host=host, port=port, socket_keepalive=True,
+                         socket_keepalive_options=TCP_KEEPALIVE, **login.options(), **common)
 
         label = f"target {self.target.name}: {what} {show(address)}"
         return Node(make, label=label, timeout=self.target.timeout)
@@ -276,7 +288,7 @@ class SentinelProber(Prober):
         except TimeoutError:
             return View(address, f"no answer within {self.step:g}s")
         except ERRORS as exc:
-            return View(address, problem(exc, bool(self.url.login.password)))
+            return View(address, problem(exc, self.url.login.has_password))
 
     async def _view(self, address: str, node: Node) -> View:
         name = self.url.master
@@ -352,7 +364,7 @@ class SentinelProber(Prober):
         except TimeoutError:
             return NodeSeen(address, error=f"no answer within {self.step:g}s")
         except ERRORS as exc:
-            return NodeSeen(address, error=problem(exc, bool(self.url.data_login.password)))
+            return NodeSeen(address, error=problem(exc, self.url.data_login.has_password))
         return NodeSeen(address, state, latency=latency)
 
     def _sentinel_findings(self, views: list[View],
@@ -448,11 +460,17 @@ def _name_words(parts: SplitResult) -> list[str]:
 
 
 def _prober(target: Target, shared: Shared) -> Prober:
-    return SentinelProber(target, parse_url(target.url))
+    url = parse_url(target.url)
+    password_file: str = target.options["password_file"]
+    if password_file and url.data_login.password:
+        return Unusable(BOTH_PASSWORDS)
+    if password_file:
+        url = replace(url, data_login=replace(url.data_login, password_file=password_file))
+    return SentinelProber(target, url)
 
 
 SENTINEL = Kind(
-    "sentinel", ("sentinel", "redis+sentinel"), _prober, keys=LIMIT_KEYS,
+    "sentinel", ("sentinel", "redis+sentinel"), _prober, keys=(*LIMIT_KEYS, PASSWORD_FILE),
     url_problem=_url_problem, name_words=_name_words, host_list=True,
     series=(SENTINELS, SENTINELS_UP, QUORUM_OK, AGREE, PRIMARY, PRIMARIES, CONNECTED_REPLICAS,
             LAG, REPLICA_UP, REPLICA_LINK, REPLICA_LAST_IO, REPLICA_LAG, FAILOVERS,
