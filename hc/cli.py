@@ -146,8 +146,12 @@ def _config(flags: dict[str, Any]) -> int:
     # `--json` of `hc config` picks the output format; the probe's json setting still comes
     # from HC_JSON or the file.
     output = as_json if flags.pop("json", False) else as_toml
+    # The targets are parsed as `hc serve` parses them, so a spec serve refuses is refused here.
+    from hc.watcher import parse_targets
+
     try:
         settings = load(EVERY, flags)
+        parse_targets(settings)
     except ConfigError as exc:
         return _fail("config", f"config error: {exc}", exits.CONFIG)
     _warn_unknown_env("config")

@@ -261,6 +261,12 @@ BAD_INPUTS = [
      "not UTF-8 text"),
     ("serve-target-interval-too-long", ["serve", "--target", "tcp://127.0.0.1:1,interval=1e308"],
      {}, exits.CONFIG, "expected a number from 0.1 to 86400"),
+    ("config-target-interval-too-long", ["config", "--target", "tcp://127.0.0.1:1,interval=1e308"],
+     {}, exits.CONFIG, "hc config: config error: interval='1e308' (from flag --target, target "
+     "tcp://127.0.0.1:1): expected a number from 0.1 to 86400"),
+    ("config-target-password-with-a-raw-slash", ["config", "--target", "redis://:p/w@127.0.0.1"],
+     {}, exits.CONFIG, "hc config: config error: target='redis://...' (from flag --target): the "
+     "password holds a character that ends its part of the URL"),
     ("serve-check-interval-too-long", ["serve"], {"HC_CHECK_INTERVAL": "1e308"}, exits.CONFIG,
      "check_interval='1e308' (from env HC_CHECK_INTERVAL): expected a number from 0.05 to 86400"),
     ("serve-toml-target-and-targets", ["serve", "--config", "{tmp}/targets.toml"], {},
