@@ -43,10 +43,12 @@ def test_defaults_come_from_the_settings() -> None:
     assert dict(target.options) == {"role": "", "lag_warn": 16 * 2**20, "lag_fail": 0,
                                     "last_io_warn": 20.0, "last_io_fail": 0.0, "ca_file": "",
                                     "password_file": ""}
-    tuned, redis = parse_targets(load(SERVE, {"target": ["tcp://h:1", "redis://h"],
-                                              "target_interval": "7", "target_timeout": "1",
-                                              "redis_lag_fail": "9"}, env={}))
+    tuned, redis, sentinel = parse_targets(load(SERVE, {
+        "target": ["tcp://h:1", "redis://h", "sentinel://h/m"], "target_interval": "7",
+        "target_timeout": "1", "redis_lag_fail": "9"}, env={}))
     assert (tuned.interval, tuned.timeout, redis.options["lag_fail"]) == (7.0, 1.0, 9)
+    # the primary behind a sentinel:// target is judged by the same settings
+    assert (sentinel.options["lag_warn"], sentinel.options["lag_fail"]) == (16 * 2**20, 9)
 
 
 @pytest.mark.parametrize(("url", "kind", "name"), [

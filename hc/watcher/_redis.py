@@ -13,7 +13,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 from redis.asyncio import Redis
 
-from hc.config import Option, Settings
+from hc.config import Option
 from hc.health import Status
 from hc.watcher._kind import CA_FILE, Kind, Shared, host_problem, url_words
 from hc.watcher._model import Observation, Prober, Sample, Series, Target, Unusable, describe
@@ -26,6 +26,7 @@ from hc.watcher._replication import (
     Limits,
     Replication,
     judge,
+    limit_defaults,
     replication,
 )
 
@@ -154,10 +155,6 @@ def _prober(target: Target, shared: Shared) -> Prober:
         return Unusable(describe(exc))
 
 
-def _defaults(settings: Settings) -> dict[str, Any]:
-    return {"lag_warn": settings.redis_lag_warn, "lag_fail": settings.redis_lag_fail}
-
-
 def _url_problem(parts: SplitResult) -> str:
     if parts.scheme.lower() == "unix":
         return "" if parts.path else "unix:// needs a socket path"
@@ -174,6 +171,6 @@ def _name_words(parts: SplitResult) -> list[str]:
 
 
 REDIS = Kind("redis", ("redis", "rediss", "unix"), _prober,
-             keys=(EXPECTED_ROLE, *LIMIT_KEYS, CA_FILE, PASSWORD_FILE), defaults=_defaults,
+             keys=(EXPECTED_ROLE, *LIMIT_KEYS, CA_FILE, PASSWORD_FILE), defaults=limit_defaults,
              url_problem=_url_problem, name_words=_name_words,
              series=(ROLE, CONNECTED_REPLICAS, LAG, LINK, LAST_IO, ROLE_CHANGES, RECONNECTS))

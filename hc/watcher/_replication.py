@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hc.config import Option, seconds
+from hc.config import Option, Settings, seconds
 from hc.health import Status
 from hc.watcher._model import Series
 
@@ -27,6 +27,12 @@ LAST_IO_FAIL = seconds("last_io_fail", 0.0, "Seconds without I/O from its primar
                        "its repl-timeout, 60 s by default, and fails then).", frozenset())
 LIMIT_KEYS = (LAG_WARN, LAG_FAIL, LAST_IO_WARN, LAST_IO_FAIL)
 """The target keys of the thresholds, for every kind that checks Redis nodes."""
+
+
+def limit_defaults(settings: Settings) -> dict[str, Any]:
+    """The lag thresholds a target without lag_warn= / lag_fail= takes: `--redis-lag-warn`
+    and `--redis-lag-fail` (`Kind.defaults` of every kind that checks Redis nodes)."""
+    return {"lag_warn": settings.redis_lag_warn, "lag_fail": settings.redis_lag_fail}
 
 CONNECTED_REPLICAS = Series("hc_redis_connected_replicas", "Replicas linked to the Redis "
                             "primary.")

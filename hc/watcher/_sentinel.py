@@ -46,6 +46,7 @@ from hc.watcher._replication import (
     Limits,
     Replication,
     judge,
+    limit_defaults,
     replication,
 )
 
@@ -471,7 +472,7 @@ def _prober(target: Target, shared: Shared) -> Prober:
 
 SENTINEL = Kind(
     "sentinel", ("sentinel", "redis+sentinel"), _prober, keys=(*LIMIT_KEYS, PASSWORD_FILE),
-    url_problem=_url_problem, name_words=_name_words, host_list=True,
+    defaults=limit_defaults, url_problem=_url_problem, name_words=_name_words, host_list=True,
     series=(SENTINELS, SENTINELS_UP, QUORUM_OK, AGREE, PRIMARY, PRIMARIES, CONNECTED_REPLICAS,
             LAG, REPLICA_UP, REPLICA_LINK, REPLICA_LAST_IO, REPLICA_LAG, FAILOVERS,
             RECONNECTS))
