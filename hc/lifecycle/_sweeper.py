@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable
 
 log = logging.getLogger("hc.lifecycle")
 
@@ -40,6 +38,8 @@ def sweep_unpacked_dirs(min_age: float, cache: str) -> list[str]:
     if not candidates:
         return []
     in_use = _paths_in_use()
+    if in_use is None:  # no /proc: what is in use cannot be known, so nothing is removed
+        return []
     removed = []
     for path in candidates:
         if any(p == path or p.startswith(path + "/") for p in in_use):
@@ -51,26 +51,25 @@ def sweep_unpacked_dirs(min_age: float, cache: str) -> list[str]:
     return removed
 
 
-def _paths_in_use() -> set[str]:
+def _paths_in_use() -> set[str] | None:
+    """Every file any process maps, runs or has as its cwd; None without a /proc that shows
+    this process (not mounted, or another PID namespace's)."""
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    if str(os.getpid()) not in pids:
+        return None
     used: set[str] = set()
-    for pid in _pids():
+    for pid in pids:
         with contextlib.suppress(OSError):
             used.add(os.readlink(f"/proc/{pid}/exe"))
         with contextlib.suppress(OSError):
             used.add(os.readlink(f"/proc/{pid}/cwd"))
         with contextlib.suppress(OSError), open(f"/proc/{pid}/maps") as maps:
-            used.update(line.split(None, 5)[5].strip() for line in maps
-                        if len(line.split(None, 5)) == 6)
+            fields = (line.split(None, 5) for line in maps)
+            used.update(f[5].strip() for f in fields if len(f) == 6)  # the mapped file's path
     return used
-
-
-def _pids() -> Iterable[str]:
-    try:
-        return [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return []
-        raise
 
 
 async def sweep_forever(min_age: float, cache: str) -> None:
