@@ -11,7 +11,9 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +45,26 @@ def tmpdir_env(tmp_path: Path) -> dict[str, str]:
     root.mkdir()
     root.chmod(0o1777)
     return clean_env({"TMPDIR": str(root)})
+
+
+Spawn = Callable[..., "subprocess.Popen[Any]"]
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """`subprocess.Popen` whose processes are killed at the test's end if still running, so a
+    failed or timed-out test leaves no service behind."""
+    processes: list[subprocess.Popen[Any]] = []
+
+    def start(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+        processes.append(subprocess.Popen(*args, **kwargs))
+        return processes[-1]
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
 
 
 def run_binary(*args: str, env: dict[str, str], timeout: float = 30
@@ -132,8 +154,9 @@ def test_a_temp_dir_writable_by_all_without_sticky_bit_is_refused(
     assert entries(tmpdir_env) == []
 
 
-def test_concurrent_first_runs_share_one_cache(tmpdir_env: dict[str, str]) -> None:
-    runs = [subprocess.Popen([str(BINARY), "--version"], env=tmpdir_env, text=True,
+def test_concurrent_first_runs_share_one_cache(tmpdir_env: dict[str, str],
+                                              spawn: Spawn) -> None:
+    runs = [spawn([str(BINARY), "--version"], env=tmpdir_env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(8)]
 
     outputs = [run.communicate(timeout=60) for run in runs]
@@ -141,6 +164,23 @@ def test_concurrent_first_runs_share_one_cache(tmpdir_env: dict[str, str]) -> No
     assert [run.returncode for run in runs] == [exits.OK] * 8, outputs
     assert all(out.startswith("hc ") for out, _ in outputs)
     cache_dir(tmpdir_env)  # exactly one entry: the cache, no half-unpacked leftovers
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_temp_dir_fails_in_one_line_and_leaves_no_partial_copy(tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=1777", "tmpfs", str(small)],
+                   check=True)
+    try:
+        result = run_binary("--version", env=clean_env({"TMPDIR": str(small)}))
+
+        assert result.returncode == exits.FAILURE
+        assert "No space left on device" in result.stderr
+        assert result.stderr.count("\n") == 1
+        assert os.listdir(small) == []  # the half-unpacked dir is gone
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
 
 
 def test_a_truncated_binary_says_it_is_damaged(tmpdir_env: dict[str, str],
@@ -179,9 +219,9 @@ def test_runs_by_relative_path_and_through_path(tmpdir_env: dict[str, str]) -> N
     assert on_path.returncode == exits.OK, on_path.stderr
 
 
-def test_the_service_is_one_process_named_hc(tmpdir_env: dict[str, str],
-                                             tmp_path: Path) -> None:
-    service = subprocess.Popen(
+def test_the_service_is_one_process_named_hc(tmpdir_env: dict[str, str], tmp_path: Path,
+                                             spawn: Spawn) -> None:
+    service = spawn(
         [str(BINARY), "serve", "--host", "127.0.0.1", "--port", str(free_port()),
          "--state-dir", str(tmp_path / "state")], env={**tmpdir_env, **FAST},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -197,10 +237,10 @@ def test_the_service_is_one_process_named_hc(tmpdir_env: dict[str, str],
 
 @pytest.mark.parametrize("delay", [0.01, 0.05, 0.2, 0.5])
 def test_sigterm_while_starting_ends_in_exit_0(tmpdir_env: dict[str, str], tmp_path: Path,
-                                               delay: float) -> None:
+                                               spawn: Spawn, delay: float) -> None:
     """At any moment of start-up (unpacking, loading Python, importing the service), a stop
     request ends the service cleanly: the launcher keeps SIGTERM pending until hc handles it."""
-    service = subprocess.Popen(
+    service = spawn(
         [str(BINARY), "serve", "--host", "127.0.0.1", "--port", str(free_port()),
          "--state-dir", str(tmp_path / "state")], env=tmpdir_env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -213,7 +253,7 @@ def test_sigterm_while_starting_ends_in_exit_0(tmpdir_env: dict[str, str], tmp_p
 
 
 def test_sweeps_unused_dirs_of_killed_unpacking_and_other_builds(
-        tmpdir_env: dict[str, str], tmp_path: Path) -> None:
+        tmpdir_env: dict[str, str], tmp_path: Path, spawn: Spawn) -> None:
     uid = os.geteuid()
     root = Path(tmpdir_env["TMPDIR"])
     killed = root / f".hc-{uid}-{'a' * 32}-Xy12Ab"
@@ -223,9 +263,9 @@ def test_sweeps_unused_dirs_of_killed_unpacking_and_other_builds(
         (directory / "_internal").mkdir(parents=True)
         (directory / "_internal" / "lib.so").write_bytes(b"x")
         os.utime(directory, (time.time() - 3600,) * 2)
-    user = subprocess.Popen(["sleep", "60"], cwd=in_use)
+    user = spawn(["sleep", "60"], cwd=in_use)
     env = {**tmpdir_env, **FAST}
-    service = subprocess.Popen(
+    service = spawn(
         [str(BINARY), "serve", "--host", "127.0.0.1", "--port", str(free_port()),
          "--state-dir", str(tmp_path / "state"), "--sweep-age", "1"], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -63,6 +63,12 @@ struct bundle {
     uint64_t payload_start, payload_end;
 };
 
+static void remove_tree(const char *path);
+
+/* A dir being unpacked: removed if we die before it is complete (a full disk, an I/O error),
+ * so that failed runs do not pile up partial copies. */
+static char unfinished[PATH_MAX];
+
 static void die(const char *format, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 static void die(const char *format, ...)
@@ -73,6 +79,8 @@ static void die(const char *format, ...)
     vsnprintf(line, sizeof line, format, args);
     va_end(args);
     dprintf(STDERR_FILENO, "hc: %s\n", line);
+    if (unfinished[0])
+        remove_tree(unfinished);
     exit(FAILURE);
 }
 
@@ -159,7 +167,8 @@ static void parse_index(struct bundle *b, char *text)
             if (*rest != ' ')
                 corrupt("bad file line");
             e->path = rest + 1;
-            if (e->offset < b->payload_start || e->size > b->payload_end - e->offset)
+            if (e->offset < b->payload_start || e->offset > b->payload_end
+                    || e->size > b->payload_end - e->offset)
                 corrupt("file outside the payload");
         } else {
             corrupt("unknown index line");
@@ -169,9 +178,17 @@ static void parse_index(struct bundle *b, char *text)
         corrupt("index without program, loader or interp");
     if (!safe_path(b->program) || !safe_path(b->loader))
         corrupt("unsafe program or loader path");
-    for (size_t i = 0; i < b->count; i++)
+    const struct entry *program = NULL;
+    for (size_t i = 0; i < b->count; i++) {
         if (!safe_path(b->entries[i].path))
             corrupt("unsafe path");
+        if (b->entries[i].kind == 'f' && strcmp(b->entries[i].path, b->program) == 0)
+            program = &b->entries[i];
+    }
+    /* The loader path is written into the program's PT_INTERP: it must lie within the file. */
+    if (!program || b->interp_offset > program->size
+            || b->interp_capacity > program->size - b->interp_offset)
+        corrupt("interp outside the program");
 }
 
 static void open_bundle(struct bundle *b, const char *argv0)
@@ -232,8 +249,8 @@ static const char *temp_root(void)
 enum cache_state { CACHE_MISSING, CACHE_READY, CACHE_BROKEN };
 
 /* Is `dir` our complete unpacked bundle? A dir of another user is a hard error: it may have
- * been planted, and we must neither run from it nor remove it. */
-static enum cache_state check_cache(const struct bundle *b, const char *dir)
+ * been planted, and we must neither run from it nor remove it. `*inode` is the dir's. */
+static enum cache_state check_cache(const struct bundle *b, const char *dir, ino_t *inode)
 {
     struct stat info;
     if (lstat(dir, &info) < 0) {
@@ -244,6 +261,7 @@ static enum cache_state check_cache(const struct bundle *b, const char *dir)
     if (!S_ISDIR(info.st_mode) || info.st_uid != geteuid() || (info.st_mode & 077))
         die("cache dir %s is not a private directory of uid %u; remove it or set TMPDIR",
             dir, (unsigned)geteuid());
+    *inode = info.st_ino;
     int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dirfd < 0)
         die("cache dir %s: %s", dir, strerror(errno));
@@ -340,11 +358,13 @@ static void install(const struct bundle *b, const char *root, const char *final_
     if (!mkdtemp(work))
         die("cannot create a dir in %s: %s (set TMPDIR to a writable directory)", root,
             strerror(errno));
+    memcpy(unfinished, work, sizeof work);
     int dirfd = open(work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dirfd < 0)
         die("cannot open %s: %s", work, strerror(errno));
     unpack(b, dirfd, work, interp);
     close(dirfd);
+    unfinished[0] = '\0';
     if (rename(work, final_dir) < 0) {
         int error = errno;
         remove_tree(work);
@@ -354,15 +374,23 @@ static void install(const struct bundle *b, const char *root, const char *final_
     }
 }
 
-/* Move a damaged cache of ours aside and delete it. */
-static void discard(const struct bundle *b, const char *root, const char *dir)
+/* Move the damaged cache of ours (the dir `broken` is the inode of) aside and delete it. When
+ * another process has replaced it with a complete one meanwhile, that one is put back. */
+static void discard(const struct bundle *b, const char *root, const char *dir, ino_t broken)
 {
     char aside[PATH_MAX];
     if (snprintf(aside, sizeof aside, "%s/.hc-%u-%s-old-XXXXXX", root, (unsigned)geteuid(), b->id)
             >= (int)sizeof aside || !mkdtemp(aside))
         die("cannot create a dir in %s: %s", root, strerror(errno));
-    if (rename(dir, aside) < 0 && errno != ENOENT)  /* ENOENT: another process moved it */
-        die("cannot move the damaged cache %s aside: %s", dir, strerror(errno));
+    if (rename(dir, aside) < 0) {
+        if (errno != ENOENT)  /* ENOENT: another process moved it */
+            die("cannot move the damaged cache %s aside: %s", dir, strerror(errno));
+        rmdir(aside);
+        return;
+    }
+    struct stat moved;
+    if (lstat(aside, &moved) == 0 && moved.st_ino != broken && rename(aside, dir) == 0)
+        return;  /* not the dir found damaged: another process's fresh copy, back in place */
     remove_tree(aside);
 }
 
@@ -385,12 +413,13 @@ int main(int argc, char **argv)
     char interp[PATH_MAX];
     loader_path(&b, dir, interp);
 
-    enum cache_state state = check_cache(&b, dir);
+    ino_t inode = 0;
+    enum cache_state state = check_cache(&b, dir, &inode);
     for (int attempt = 0; state != CACHE_READY && attempt < 3; attempt++) {
         if (state == CACHE_BROKEN)
-            discard(&b, root, dir);
+            discard(&b, root, dir, inode);
         install(&b, root, dir, interp);
-        state = check_cache(&b, dir);
+        state = check_cache(&b, dir, &inode);
     }
     if (state != CACHE_READY)
         die("cache dir %s keeps changing under us; is another program removing files in %s?",

@@ -89,6 +89,10 @@ def add_c_library(tree: Path) -> list[str]:
                     missing[name] = where
         if not missing:
             return added
+        again = sorted(set(missing) & set(added))
+        if again:  # copied once and still resolved elsewhere: copying more would never end
+            raise PackError(f"{', '.join(again)} still resolve outside the bundle once copied "
+                            "into it (an absolute RPATH?)")
         for name, where in missing.items():
             shutil.copy(os.path.realpath(where), libdir / name)
             added.append(name)
