@@ -35,13 +35,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.cgroup import counters, memory_cgroup, oom_kills  # noqa: E402 (after the path)
+from tests.engine import nanoseconds  # noqa: E402
 
 IMAGE = os.environ.get("HC_IMAGE", "hc:dev")
 NOOP = "hc-bench-noop"
@@ -71,10 +71,8 @@ def inspect(name: str) -> dict[str, Any]:
 
 
 def instant(timestamp: str) -> float:
-    """Seconds since the epoch of a Docker RFC 3339 time (nanoseconds cut to microseconds)."""
-    head, _, rest = timestamp.partition(".")
-    fraction = rest.rstrip("Z").split("+")[0].split("-")[0]
-    return datetime.fromisoformat(f"{head}.{fraction[:6].ljust(6, '0')}+00:00").timestamp()
+    """Seconds since the epoch of a Docker RFC 3339 time."""
+    return nanoseconds(timestamp) / 1e9
 
 
 @contextlib.contextmanager

@@ -78,14 +78,27 @@ def nanoseconds(timestamp: str) -> int:
 @contextlib.contextmanager
 def single_node_swarm() -> Iterator[None]:
     """A swarm of this engine alone on 127.0.0.1, left (--force) on the way out, whatever
-    happened. Skips the test when the engine is already in a swarm: not ours to touch."""
+    happened. Skips the test when the engine is already in a swarm: not ours to touch.
+
+    `swarm init` makes the engine create a bridge network of its own, `docker_gwbridge`, which
+    `swarm leave` keeps: it is removed too, unless it was there before."""
     if docker("info", "-f", "{{.Swarm.LocalNodeState}}").stdout.strip() != "inactive":
         pytest.skip("this engine is already part of a swarm; not touching it")
+    had_bridge = _has_network(GW_BRIDGE)
     docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377")
     try:
         yield
     finally:
         docker("swarm", "leave", "--force", check=False)
+        if not had_bridge:
+            docker("network", "rm", GW_BRIDGE, check=False)
+
+
+GW_BRIDGE = "docker_gwbridge"
+
+
+def _has_network(name: str) -> bool:
+    return name in docker("network", "ls", "--format", "{{.Name}}").stdout.split()
 
 
 def swarm_tasks(service: str) -> list[tuple[str, str, str]]:

@@ -179,12 +179,8 @@ def _kill_probes_by_docker(name: str, count: int) -> None:
         wait_for(lambda: sum(1 for e in state(name)["Health"]["Log"]
                              if e["ExitCode"] not in (exits.OK, exits.FAILURE)) >= 1,
                  60, "a probe killed by Docker's timeout")
-        deadline = time.monotonic() + 120
-        killed = 0
-        while killed < count and time.monotonic() < deadline:
-            time.sleep(1)
-            killed = int(docker("inspect", "-f", "{{.State.Health.FailingStreak}}",
-                                name).stdout)
+        wait_for(lambda: int(docker("inspect", "-f", "{{.State.Health.FailingStreak}}",
+                                    name).stdout) >= count, 120, f"{count} probes killed")
     finally:
         os.kill(python, signal.SIGCONT)
 

@@ -97,10 +97,9 @@ def swarm() -> Iterator[None]:
 
 @dataclass
 class Stack:
-    """A deployed deploy/stack.yml: its hc service, port and the Redis it watches."""
+    """A deployed deploy/stack.yml: its hc service and the Redis it watches."""
 
     name: str
-    port: int
     redis: RedisServer
 
     @property
@@ -142,7 +141,7 @@ def stack(swarm: None, redis_server: RedisFactory) -> Iterator[Stack]:
         docker("stack", "deploy", "-c", str(DEPLOY / "stack.yml"), name, env=deploy_env(
             HC_PORT=str(port), REDIS_ADDRESS=f"127.0.0.1:{server.port}",
             REDIS_PASSWORD_SECRET=secret))
-        yield Stack(name, port, server)
+        yield Stack(name, server)
     finally:
         docker("stack", "rm", name, check=False)
         remove_service(f"{name}_hc")
@@ -254,12 +253,14 @@ def project(tmp_path: Path) -> Iterator[Project]:
     try:
         yield made
     finally:
-        with contextlib.suppress(AssertionError):
-            made.compose("down", "--remove-orphans")
-        label = f"label=com.docker.compose.project={name}"
-        left = docker("ps", "-aq", "--filter", label).stdout.split()
-        if left:
-            docker("rm", "-f", *left, check=False)
+        try:
+            with contextlib.suppress(AssertionError):
+                made.compose("down", "--remove-orphans")
+        finally:  # whatever `down` left, or failed to take down, goes here
+            label = f"label=com.docker.compose.project={name}"
+            left = docker("ps", "-aq", "--filter", label).stdout.split()
+            if left:
+                docker("rm", "-f", *left, check=False)
 
 
 def test_compose_starts_the_app_only_once_hc_is_healthy(project: Project,

@@ -54,7 +54,6 @@ def test_a_sentinel_target_reports_the_primary_its_replicas_and_the_sentinels(
 
     async def scenario(watcher: Watcher, health: Health) -> None:
         await until(lambda: status(watcher, "ha") is Status.PASS, "a pass")
-        print(output(watcher, "ha"))
         assert output(watcher, "ha").startswith(f"primary {address}, 1 replica(s), lag ")
         assert "3/3 sentinels; PING " in output(watcher, "ha")
         assert metric(watcher, "hc_redis_primary", target="ha", address=address) == 1
