@@ -14,6 +14,9 @@ command -v docker-compose >/dev/null || need+=(docker-compose)
 dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv)
 dpkg -s python3-dev >/dev/null 2>&1 || need+=(python3-dev)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+# musl-gcc, for the static launcher of the single-file binary (scripts/build.sh)
+command -v musl-gcc >/dev/null || need+=(musl-tools)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 # promtool, for the tests of deploy/prometheus (without the exporters the package recommends)
 lean=()
 command -v promtool >/dev/null || lean+=(prometheus)
@@ -27,4 +30,6 @@ if [ $((${#need[@]} + ${#lean[@]})) -gt 0 ]; then
     [ ${#lean[@]} -eq 0 ] || apt_install --no-install-recommends "${lean[@]}"
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+# Debian's own python3 refuses pip installs (PEP 668, "externally managed"); a CI machine
+# installs the project into it all the same. Other Pythons ignore the variable.
+PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
